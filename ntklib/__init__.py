@@ -1,0 +1,49 @@
+"""ntklib: neural tangent kernels, exactly: the library behind the NTK Lectures book.
+
+Scope
+-----
+* :mod:`ntklib.activations`: activations and their duals (Gaussian expectations), with closed forms
+  for ReLU^k (arc-cosine kernels), step, erf, sin, cos, identity and Gauss–Hermite quadrature for any
+  other callable;
+* :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
+  mixed activations, biases, and their unit-sphere forms kappa(u).
+
+Arrays in, arrays out: numpy gives numpy, a torch tensor gives a tensor on its device; float64 unless
+asked. The package never imports matplotlib.
+
+>>> import ntklib as nk
+>>> float(nk.kappa(1.0, depth=2))
+3.0
+"""
+from .activations import (
+    ACTIVATION_NAMES,
+    Activation,
+    Cos,
+    Erf,
+    Identity,
+    ReLUk,
+    Sin,
+    arc_cosine_J,
+    get_activation,
+    relu,
+)
+from .kernels import kappa, nngp, ntk, resolve_layers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATION_NAMES",
+    "Activation",
+    "Cos",
+    "Erf",
+    "Identity",
+    "ReLUk",
+    "Sin",
+    "arc_cosine_J",
+    "get_activation",
+    "kappa",
+    "nngp",
+    "ntk",
+    "relu",
+    "resolve_layers",
+]

@@ -1,0 +1,74 @@
+"""An independent high-precision (mpmath, 40 digits) implementation of the kernel recursion.
+
+Written from the formulas in shared/TARGETS.md §1 with none of ntklib's code, to check ntklib's
+float64 results to ~1e-15, in particular at and near u = +-1 where float64 formulas can lose digits.
+"""
+import mpmath as mp
+
+mp.mp.dps = 40
+
+
+def J(n, u):
+    """Cho & Saul's J_n at cos(theta) = u."""
+    u = mp.mpf(u)
+    th = mp.acos(u)
+    s = mp.sqrt(1 - u * u)
+    j_prev, j = mp.pi - th, s + (mp.pi - th) * u
+    if n == 0:
+        return j_prev
+    for m in range(1, n):
+        j_prev, j = j, (2 * m + 1) * u * j + m * m * s * s * j_prev
+    return j
+
+
+def double_fact_odd(k):
+    out = 1
+    for i in range(1, 2 * k, 2):
+        out *= i
+    return out
+
+
+def duals(name, q1, q2, q12):
+    """(E[s(u)s(v)], E[s'(u)s'(v)], c_sigma) for an activation name ('relu2' is ReLU^2)."""
+    q1, q2, q12 = mp.mpf(q1), mp.mpf(q2), mp.mpf(q12)
+    if name.startswith("relu") or name == "step":
+        k = 0 if name == "step" else (1 if name == "relu" else int(name[4:]))
+        den = mp.sqrt(q1 * q2)
+        u = q12 / den if den > 0 else mp.mpf(0)
+        u = max(min(u, 1), -1)
+        e = den**k * J(k, u) / (2 * mp.pi)
+        ed = mp.mpf(0) if k == 0 else k * k * den ** (k - 1) * J(k - 1, u) / (2 * mp.pi)
+        return e, ed, mp.mpf(2) / double_fact_odd(k)
+    if name == "erf":
+        e = 2 / mp.pi * mp.asin(2 * q12 / mp.sqrt((1 + 2 * q1) * (1 + 2 * q2)))
+        ed = 4 / mp.pi / mp.sqrt((1 + 2 * q1) * (1 + 2 * q2) - 4 * q12**2)
+        return e, ed, mp.pi / (2 * mp.asin(mp.mpf(2) / 3))
+    if name in ("sin", "cos"):
+        a, b = mp.exp(-(q1 + q2) / 2) * mp.sinh(q12), mp.exp(-(q1 + q2) / 2) * mp.cosh(q12)
+        c = 1 / (mp.exp(-1) * (mp.sinh(1) if name == "sin" else mp.cosh(1)))
+        return (a, b, c) if name == "sin" else (b, a, c)
+    if name == "identity":
+        return q12, mp.mpf(1), mp.mpf(1)
+    raise KeyError(name)
+
+
+def kernel(names, x, y, *, bias_var=0.0, ntk=True):
+    """Theta^(L)(x, y) (or Sigma^(L)) for hidden-layer activations `names`, inputs as lists."""
+    b = mp.mpf(bias_var)
+    sxy = mp.fsum(mp.mpf(a) * mp.mpf(c) for a, c in zip(x, y)) + b
+    sxx = mp.fsum(mp.mpf(a) ** 2 for a in x) + b
+    syy = mp.fsum(mp.mpf(c) ** 2 for c in y) + b
+    theta = sxy
+    for name in names:
+        e, ed, c = duals(name, sxx, syy, sxy)
+        exx = duals(name, sxx, sxx, sxx)[0]
+        eyy = duals(name, syy, syy, syy)[0]
+        sxy, sxx, syy = c * e + b, c * exx + b, c * eyy + b
+        theta = theta * c * ed + sxy
+    return theta if ntk else sxy
+
+
+def kappa(names, u, *, ntk=True):
+    """The unit-sphere kernel at x . y = u."""
+    u = mp.mpf(u)
+    return kernel(names, [mp.mpf(1), mp.mpf(0)], [u, mp.sqrt(1 - u * u)], ntk=ntk)

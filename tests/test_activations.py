@@ -1,0 +1,250 @@
+"""Activations and their duals: closed forms against quadrature, Monte Carlo and 40-digit references."""
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+import ntklib as nk
+from mpref import J as mp_J
+from mpref import duals as mp_duals
+
+CLOSED = ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity"]
+
+
+def act(name):
+    return nk.relu(int(name[4:])) if name.startswith("relu") and len(name) > 4 else nk.get_activation(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# arc-cosine functions
+# ----------------------------------------------------------------------------------------------
+THETAS = np.linspace(0.0, np.pi, 41)
+
+
+def test_J_low_orders_match_closed_forms():
+    t = THETAS
+    np.testing.assert_allclose(nk.arc_cosine_J(0, t), np.pi - t, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(nk.arc_cosine_J(1, t), np.sin(t) + (np.pi - t) * np.cos(t), rtol=0, atol=1e-15)
+    j2 = 3 * np.sin(t) * np.cos(t) + (np.pi - t) * (1 + 2 * np.cos(t) ** 2)
+    np.testing.assert_allclose(nk.arc_cosine_J(2, t), j2, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", range(0, 7))
+def test_J_at_zero_is_pi_double_factorial(n):
+    assert nk.arc_cosine_J(n, 0.0) == pytest.approx(math.pi * math.prod(range(1, 2 * n, 2)), rel=1e-15)
+
+
+@pytest.mark.parametrize("n", range(1, 6))
+def test_J_derivative_identity(n):
+    """d/dtheta J_n = -n^2 sin(theta) J_{n-1}, by a central difference (error ~ h^2 J''' ~ 1e-10)."""
+    t, h = THETAS[1:-1], 1e-5
+    fd = (nk.arc_cosine_J(n, t + h) - nk.arc_cosine_J(n, t - h)) / (2 * h)
+    np.testing.assert_allclose(fd, -(n**2) * np.sin(t) * nk.arc_cosine_J(n - 1, t), rtol=0, atol=1e-8 * n**3 * 15**n / 15)
+
+
+@pytest.mark.parametrize("n", range(0, 6))
+def test_J_matches_40_digit_reference(n):
+    for t in THETAS:
+        ref = float(mp_J(n, mp.cos(mp.mpf(t))))
+        assert nk.arc_cosine_J(n, t) == pytest.approx(ref, rel=1e-13, abs=1e-14 * math.pi * 3**n)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_arc_cosine_identity_by_integration(n):
+    """E_w[relu(w.x)^n relu(w.y)^n] = |x|^n |y|^n J_n / (2 pi) for w ~ N(0, I_2), by polar quadrature."""
+    x, y = np.array([1.3, 0.0]), 0.7 * np.array([np.cos(1.1), np.sin(1.1)])
+    step = (lambda z: (z > 0) * 1.0) if n == 0 else (lambda z: np.maximum(z, 0.0) ** n)
+
+    def integrand(r, phi):
+        w = r * np.array([np.cos(phi), np.sin(phi)])
+        return step(w @ x) * step(w @ y) * np.exp(-r * r / 2) / (2 * np.pi) * r
+
+    val = integrate.dblquad(integrand, 0, 2 * np.pi, 0, 12, epsabs=1e-12, epsrel=1e-11)[0]
+    # the product is non-zero only for phi in a wedge; dblquad handles the kinks to ~1e-9
+    expected = 1.3**n * 0.7**n * nk.arc_cosine_J(n, 1.1) / (2 * np.pi)
+    assert val == pytest.approx(expected, rel=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------
+# closed-form duals
+# ----------------------------------------------------------------------------------------------
+COVS = [(1.0, 0.3, 1.0), (2.0, -0.9, 0.7), (0.5, 0.5, 0.5), (1.5, -1.5, 1.5), (0.3, 0.0, 2.0), (1.0, 0.999, 1.0)]
+
+
+@pytest.mark.parametrize("name", CLOSED)
+@pytest.mark.parametrize("cov", COVS)
+def test_closed_form_duals_match_40_digit_reference(name, cov):
+    a, c, b = cov
+    e, ed, _ = mp_duals(name, a, b, c)
+    A = act(name)
+    assert A.dual(a, c, b) == pytest.approx(float(e), rel=1e-14, abs=1e-15)
+    assert A.dual_deriv(a, c, b) == pytest.approx(float(ed), rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", CLOSED)
+@pytest.mark.parametrize("cov", COVS[:2])
+def test_closed_form_duals_match_2d_integration(name, cov):
+    """Independent check of the formulas themselves: adaptive 2-D integration over (z1, z2)."""
+    a, c, b = cov
+    A = act(name)
+    L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
+
+    def expect(f):
+        """Nested 1-D adaptive quadrature with breakpoints at the kinks z1 = 0 and v = 0."""
+
+        def inner(z1):
+            u = L[0, 0] * z1
+            kink = -L[1, 0] * z1 / L[1, 1]
+            g = lambda z2: f(L[1, 0] * z1 + L[1, 1] * z2) * math.exp(-z2 * z2 / 2)  # noqa: E731
+            val = integrate.quad(g, -12, 12, points=[kink] if abs(kink) < 12 else None, epsabs=1e-13, limit=200)[0]
+            return f(u) * val * math.exp(-z1 * z1 / 2) / (2 * math.pi)
+
+        return integrate.quad(inner, -12, 12, points=[0.0], epsabs=1e-12, limit=200)[0]
+
+    sig = lambda z: float(A(torch.tensor(z, dtype=torch.float64)))  # noqa: E731
+    dsig = lambda z: float(A.derivative(torch.tensor(z, dtype=torch.float64)))  # noqa: E731
+    assert A.dual(a, c, b) == pytest.approx(expect(sig), rel=1e-9, abs=1e-12)
+    if name != "step":  # the step's derivative is a Dirac mass: its dual is 0 by convention
+        assert A.dual_deriv(a, c, b) == pytest.approx(expect(dsig), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_closed_form_duals_match_monte_carlo(name):
+    """Monte Carlo with 4e5 samples; tolerance = 5 standard errors."""
+    a, c, b = 1.2, 0.4, 0.8
+    A = act(name)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(400_000, 2, generator=g, dtype=torch.float64)
+    L = torch.linalg.cholesky(torch.tensor([[a, c], [c, b]], dtype=torch.float64))
+    uv = z @ L.T
+    for f, exact in [(A, A.dual(a, c, b)), (A.derivative, A.dual_deriv(a, c, b))]:
+        s = f(uv[:, 0]) * f(uv[:, 1])
+        se = float(s.std()) / math.sqrt(len(s))
+        assert abs(float(s.mean()) - exact) <= 5 * se + 1e-12
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_c_sigma_matches_quadrature(name):
+    A = act(name)
+    second = integrate.quad(
+        lambda z: float(A(torch.tensor(z, dtype=torch.float64))) ** 2 * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+        -40, 40, points=[0.0], limit=200, epsabs=1e-14, epsrel=1e-13,
+    )[0]
+    assert A.c_sigma == pytest.approx(1 / second, rel=1e-10)
+
+
+@pytest.mark.parametrize("k", range(0, 6))
+def test_relu_k_c_sigma_closed_form(k):
+    assert nk.relu(k).c_sigma == pytest.approx(2 / math.prod(range(1, 2 * k, 2)), rel=1e-15)
+
+
+@pytest.mark.parametrize("k", range(0, 5))
+@pytest.mark.parametrize("q", [1e-3, 1.0, 7.0])
+def test_relu_k_dual_exact_at_rho_plus_minus_one(k, q):
+    """u = v: E[relu(u)^{2k}] = q^k (2k-1)!!/2; u = -v: relu(u) relu(v) = 0 (k >= 1) or 0 for the step."""
+    A = nk.relu(k)
+    assert A.dual(q, q, q) == pytest.approx(q**k * math.prod(range(1, 2 * k, 2)) / 2, rel=4e-16 * (k + 1))
+    assert A.dual(q, -q, q) == 0.0
+
+
+def test_step_is_relu_zero():
+    assert nk.get_activation("step") == nk.relu(0)
+    z = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    assert nk.relu(0)(z).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_relu_power_is_not_max_of_power():
+    """relu(k) is max(z, 0)^k, not max(z^k, 0) (which differs for even k: TARGETS.md §4 pitfall)."""
+    z = torch.tensor([-2.0, 3.0], dtype=torch.float64)
+    assert nk.relu(2)(z).tolist() == [0.0, 9.0]
+
+
+# ----------------------------------------------------------------------------------------------
+# quadrature activations
+# ----------------------------------------------------------------------------------------------
+def test_quadrature_reproduces_closed_forms():
+    """The generic path applied to erf and sin reproduces their closed forms.
+
+    At order 128 the rule is accurate to ~1e-15 for these entire functions at q <= 2 (at the
+    default order 64 the erf' integrand exp(-u^2), narrower than the weight, is off by 2e-8 at q = 1.5)."""
+    for name, fn in [("erf", torch.special.erf), ("sin", torch.sin)]:
+        Q = nk.Activation(fn, order=128)
+        C = nk.get_activation(name)
+        for a, c, b in COVS[:4]:
+            assert Q.dual(a, c, b) == pytest.approx(C.dual(a, c, b), rel=1e-13, abs=1e-15)
+            assert Q.dual_deriv(a, c, b) == pytest.approx(C.dual_deriv(a, c, b), rel=1e-13, abs=1e-15)
+        assert Q.c_sigma == pytest.approx(C.c_sigma, rel=1e-12)
+
+
+def test_quadrature_accuracy_as_documented_for_tanh():
+    """The docstring table's first column: tanh dual at (1, 0.5, 1), order 64, error < 1e-9."""
+    L = np.linalg.cholesky(np.array([[1.0, 0.5], [0.5, 1.0]]))
+    g = lambda z2, z1: np.tanh(z1) * np.tanh(L[1, 0] * z1 + L[1, 1] * z2) * np.exp(-(z1**2 + z2**2) / 2) / (2 * np.pi)  # noqa: E731
+    ref = integrate.dblquad(g, -14, 14, -14, 14, epsabs=1e-14, epsrel=1e-14)[0]
+    assert nk.get_activation("tanh").dual(1.0, 0.5, 1.0) == pytest.approx(ref, rel=1e-9)
+
+
+def test_polynomial_activation_is_exact():
+    sq = nk.Activation(lambda z: z**2)
+    assert sq.dual(1.0, 0.5, 1.0) == pytest.approx(1.5, rel=1e-13)  # E[u^2 v^2] = ab + 2c^2
+    assert sq.dual_deriv(2.0, 0.5, 3.0) == pytest.approx(4 * 0.5, rel=1e-13)  # E[2u 2v] = 4c
+    assert sq.c_sigma == pytest.approx(1 / 3, rel=1e-13)
+
+
+def test_derivative_by_autograd_and_by_finite_differences():
+    z = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    exact = 1 - torch.tanh(z) ** 2
+    by_autograd = nk.Activation(lambda t: torch.tanh(t)).derivative(z)
+    by_stencil = nk.Activation(np.tanh).derivative(z)  # numpy ufunc: not differentiable in torch
+    torch.testing.assert_close(by_autograd, exact, rtol=0, atol=1e-15)
+    torch.testing.assert_close(by_stencil, exact, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "softplus", "sigmoid"])
+def test_named_quadrature_activations_have_consistent_derivatives(name):
+    A = nk.get_activation(name)
+    z = torch.linspace(-4, 4, 17, dtype=torch.float64)
+    torch.testing.assert_close(A.derivative(z), nk.Activation(A.fn).derivative(z), rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+# ----------------------------------------------------------------------------------------------
+def test_unknown_activation_name():
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        nk.get_activation("swish")
+
+
+@pytest.mark.parametrize("bad", [3, None, 1.5])
+def test_bad_activation_type(bad):
+    with pytest.raises(TypeError, match="activation"):
+        nk.get_activation(bad)
+
+
+@pytest.mark.parametrize("k, err", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_bad_relu_power(k, err):
+    with pytest.raises(err, match="power k"):
+        nk.relu(k)
+
+
+def test_dual_rejects_non_psd_covariance_and_nan():
+    with pytest.raises(ValueError, match="PSD"):
+        nk.relu(1).dual(1.0, 2.0, 1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        nk.relu(1).dual(-1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="q12 contains NaN"):
+        nk.relu(1).dual(1.0, float("nan"), 1.0)
+
+
+def test_activation_must_be_elementwise():
+    A = nk.Activation(lambda z: z.sum())
+    with pytest.raises(ValueError, match="elementwise"):
+        A.dual(1.0, 0.5, 1.0)
+
+
+def test_theta_out_of_range():
+    with pytest.raises(ValueError, match="theta"):
+        nk.arc_cosine_J(1, 4.0)
