@@ -1,7 +1,7 @@
 """ntklib: neural tangent kernels, exactly: the library behind the NTK Lectures book.
 
-Scope
------
+**Scope.**
+
 * :mod:`ntklib.activations`: activations and their duals (Gaussian expectations), with closed forms
   for ReLU^k (arc-cosine kernels), step, erf, sin, cos, identity and Gauss–Hermite quadrature for any
   other callable;

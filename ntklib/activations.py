@@ -149,7 +149,7 @@ class Activation:
     r"""An activation with its dual, computed by two-dimensional Gauss–Hermite quadrature.
 
     Subclasses with closed forms (:class:`ReLUk`, :class:`Erf`, :class:`Sin`, :class:`Cos`,
-    :class:`Identity`) override :meth:`_dual` and :meth:`_dual_deriv`; this base class is the
+    :class:`Identity`) override ``_dual`` and ``_dual_deriv``; this base class is the
     general path for any elementwise callable.
 
     Parameters

@@ -17,8 +17,7 @@ with :math:`(u, v)` centred Gaussian with the covariance :math:`\Sigma^{(h-1)}` 
 and :math:`c_h` = ``weight_var`` (by default :math:`c_{\sigma_h}`). The NNGP is
 :math:`\Sigma^{(L)}`, the NTK :math:`\Theta^{(L)}`.
 
-How the numbers stay exact
---------------------------
+**How the numbers stay exact.**
 Each layer works with the correlation :math:`\rho = \Sigma(x, y)/\sqrt{\Sigma(x, x)\Sigma(y, y)}` and
 the activation duals of :mod:`ntklib.activations`, written to keep every digit at :math:`\rho = \pm1`.
 In the first layer the cosine of nearly parallel inputs (:math:`1 - |\rho| < 10^{-4}`) is recomputed
@@ -37,7 +36,7 @@ import torch
 from ._arrays import as_points, check_depth, check_variance, per_layer, resolve_dtype, returns_like, to_tensor
 from .activations import Activation, get_activation
 
-__all__ = ["nngp", "ntk", "kappa"]
+__all__ = ["ntk", "nngp", "kappa", "resolve_layers", "Layer"]
 
 #: first-layer cosines with 1 - |cos| below this are recomputed from |x_hat -+ y_hat|^2
 _REFINE = 1e-4
@@ -194,7 +193,7 @@ _PARAMS_DOC = """Parameters
     activation : str, Activation, callable, or a sequence of these (one per hidden layer)
         Closed forms for ``"relu"``, ``"step"``, ``nk.relu(k)``, ``"erf"``, ``"sin"``, ``"cos"``,
         ``"identity"``; ``"tanh"``, ``"gelu"``, ``"softplus"``, ``"sigmoid"`` and any callable by
-        Gauss–Hermite quadrature (see :class:`ntklib.Activation` for its accuracy and cost).
+        Gauss–Hermite quadrature (see :class:`~ntklib.activations.Activation` for its accuracy and cost).
     weight_var : float or sequence, optional
         :math:`c_h`, the weight variance of each layer after an activation; ``None`` (default) is
         :math:`c_\\sigma` of the layer's activation (Arora et al.'s normalization).
