@@ -74,7 +74,7 @@ def _arc_cosine_pair(n: int, rho: torch.Tensor):
     if n == 0:
         return None, pi_minus_theta
     s2 = (1 - rho) * (1 + rho)
-    j1 = torch.sqrt(s2) + pi_minus_theta * rho
+    j1 = torch.addcmul(torch.sqrt(s2), pi_minus_theta, rho)
     return _j_recursion(n, rho, s2, pi_minus_theta, j1)
 
 
@@ -275,8 +275,10 @@ class Activation:
     def _dual_deriv(self, q11, q22, rho):
         return self._quadrature(self.derivative, q11, q22, rho)
 
-    def _duals(self, q11, q22, rho, want_deriv: bool):
-        """Both duals at once (closed forms share their expensive parts here)."""
+    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
+        """Both duals at once (closed forms share their expensive parts here).
+
+        ``root``, if given, is ``sqrt(q11 * q22)`` already computed by the caller."""
         return self._dual(q11, q22, rho), (self._dual_deriv(q11, q22, rho) if want_deriv else None)
 
     def _quadrature(self, f, q11, q22, rho):
@@ -376,14 +378,14 @@ class ReLUk(Activation):
     def __hash__(self):
         return hash(("relu", self.k))
 
-    def _duals(self, q11, q22, rho, want_deriv: bool):
+    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
         # J_k / (2 pi) is exactly 1/2 * (2k-1)!! at rho = 1, so the diagonal stays exact
         j_prev, j_k = _arc_cosine_pair(self.k, rho)
         if self.k == 0:
             dual = j_k / (2 * math.pi)
             deriv = torch.zeros_like(dual) if want_deriv else None
             return dual, deriv
-        s = torch.sqrt(q11 * q22)
+        s = torch.sqrt(q11 * q22) if root is None else root
         dual = (s**self.k if self.k > 1 else s) * (j_k / (2 * math.pi))
         deriv = None
         if want_deriv:

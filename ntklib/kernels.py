@@ -4,7 +4,7 @@ The network (Arora et al. 2019, eq. 6) with :math:`L` = ``depth`` hidden layers 
 :math:`f^{(h)} = W^{(h)} g^{(h-1)} + b^{(h)}`, :math:`g^{(0)} = x`,
 :math:`g^{(h)} = \sqrt{c_\sigma/d_h}\,\sigma_h(f^{(h)})`, :math:`f = f^{(L+1)}`, weights i.i.d.
 :math:`\mathcal N(0, 1)` and biases :math:`\mathcal N(0, \beta^2)` (``bias_var`` :math:`=\beta^2`,
-default 0). Its kernels follow the recursion (``shared/DESIGN.md`` §2)
+default 0). Its kernels follow the recursion (chapter 1 of the book)
 
 .. math::
 
@@ -29,6 +29,7 @@ error into an error of ``1e-8`` after one layer and ``1e-3`` after three step la
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -77,10 +78,15 @@ def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> l
     return layers
 
 
-def _layer_step(layer: Layer, qx, qy, rho, want_deriv: bool):
-    """One layer: (Sigma^(h), Sigmadot^(h)) from the previous layer's variances and correlation."""
-    e, ed = layer.activation._duals(qx, qy, rho, want_deriv)
-    sigma = layer.weight_var * e + layer.bias_var
+def _layer_step(layer: Layer, qx, qy, rho, want_deriv: bool, root=None):
+    """One layer: (Sigma^(h), Sigmadot^(h)) from the previous layer's variances and correlation.
+
+    ``root`` is sqrt(qx * qy) when the caller has it (saves a pass for the ReLU family).
+    """
+    e, ed = layer.activation._duals(qx, qy, rho, want_deriv, root)
+    sigma = layer.weight_var * e
+    if layer.bias_var:
+        sigma = sigma + layer.bias_var
     sigma_dot = layer.weight_var * ed if want_deriv else None
     return sigma, sigma_dot
 
@@ -95,11 +101,15 @@ def _variances(q0: torch.Tensor, layers: list[Layer]) -> list[torch.Tensor]:
 
 
 def _correlation(sigma, qx, qy):
-    """rho = Sigma(x, y) / sqrt(Sigma(x, x) Sigma(y, y)), clipped, and snapped to +-1 within 8 ulps."""
-    tiny = torch.finfo(sigma.dtype).tiny
-    rho = (sigma / torch.sqrt(qx * qy).clamp_min(tiny)).clamp_(-1.0, 1.0)
-    snap = 1.0 - _SNAP_ULPS * torch.finfo(sigma.dtype).eps
-    return torch.where(rho.abs() >= snap, torch.sign(rho), rho)
+    """(rho, sqrt(qx qy)): rho = Sigma(x, y) / sqrt(Sigma(x, x) Sigma(y, y)), clipped to [-1, 1]
+    and set to +-1 within 8 ulps of it."""
+    finfo = torch.finfo(sigma.dtype)
+    root = torch.sqrt(qx * qy)
+    rho = torch.div(sigma, root.clamp_min(finfo.tiny)).clamp_(-1.0, 1.0)
+    near = rho.abs() >= 1.0 - _SNAP_ULPS * finfo.eps
+    if bool(near.any()):
+        rho = torch.where(near, torch.sign(rho), rho)
+    return rho, root
 
 
 def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool):
@@ -109,13 +119,17 @@ def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool):
     the variances Sigma^(h)(x, x) / Sigma^(h)(y, y). This is the whole of the recursion; the public
     functions only feed it tiles.
     """
-    sigma = nx * ny * cos + bias0
+    root0 = nx * ny
+    sigma = root0 * cos + bias0 if bias0 else root0 * cos
     theta = sigma
     for h, layer in enumerate(layers):
-        rho = cos if (h == 0 and bias0 == 0) else _correlation(sigma, qxs[h], qys[h])
-        sigma, sigma_dot = _layer_step(layer, qxs[h], qys[h], rho, ntk)
+        if h == 0 and bias0 == 0:
+            rho, root = cos, root0  # the (refined) cosine is the first layer's correlation
+        else:
+            rho, root = _correlation(sigma, qxs[h], qys[h])
+        sigma, sigma_dot = _layer_step(layer, qxs[h], qys[h], rho, ntk, root)
         if ntk:
-            theta = theta * sigma_dot + sigma
+            theta = torch.addcmul(sigma, theta, sigma_dot)
     return theta if ntk else sigma
 
 
@@ -144,6 +158,28 @@ def _block_size(block_size, layers) -> int:
     return block_size
 
 
+def _run_tiles(fill, tiles, device):
+    """Run ``fill`` on every tile; on a multi-core CPU, tiles go to a thread pool.
+
+    One tile is small (it should stay in cache), so torch's own intra-op threads would synchronize
+    after each of the ~30 elementwise operations of a layer. Instead each thread takes whole tiles
+    with intra-op threading off for the duration of the call (torch releases the GIL in its kernels);
+    the tiles write disjoint parts of the output.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1 or len(tiles) < 2:
+        for t in tiles:
+            fill(t)
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for _ in pool.map(fill, tiles):
+                pass
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_size, ntk):
     layers = resolve_layers(depth, activation, weight_var, bias_var)
     bias0 = check_variance(bias_var, "bias_var", positive=False)
@@ -164,20 +200,26 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
         qys = qxs if symmetric else _variances(ny * ny + bias0, layers)
         n, m = x.shape[0], y.shape[0]
         out = torch.empty((n, m), dtype=dtype, device=x.device)
-        for i0 in range(0, n, block):
-            rows = slice(i0, min(i0 + block, n))
-            for j0 in range(i0 if symmetric else 0, m, block):
-                cols = slice(j0, min(j0 + block, m))
-                tile = _recursion(
-                    nx[rows, None], ny[None, cols], _cosines(xh[rows], yh[cols]),
-                    [q[rows, None] for q in qxs], [q[None, cols] for q in qys],
-                    layers, bias0, ntk,
-                )
-                if symmetric and j0 == i0:  # mirror the upper triangle: K(X) exactly symmetric
-                    tile = torch.triu(tile) + torch.triu(tile, 1).T
-                out[rows, cols] = tile
-                if symmetric and j0 != i0:
-                    out[cols, rows] = tile.T
+
+        def fill(tile_index):
+            rows, cols = tile_index
+            tile = _recursion(
+                nx[rows, None], ny[None, cols], _cosines(xh[rows], yh[cols]),
+                [q[rows, None] for q in qxs], [q[None, cols] for q in qys],
+                layers, bias0, ntk,
+            )
+            if symmetric and rows == cols:  # mirror the upper triangle: K(X) exactly symmetric
+                tile = torch.triu(tile) + torch.triu(tile, 1).T
+            out[rows, cols] = tile
+            if symmetric and rows != cols:
+                out[cols, rows] = tile.T
+
+        tiles = [
+            (slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, m)))
+            for i0 in range(0, n, block)
+            for j0 in range(i0 if symmetric else 0, m, block)
+        ]
+        _run_tiles(fill, tiles, x.device)
     return returns_like(X, out)
 
 
@@ -266,9 +308,9 @@ def ntk(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, d
 
     References
     ----------
-    A. Jacot, F. Gabriel, C. Hongler, "Neural tangent kernel", NeurIPS 2018, arXiv:1806.07572.
-    S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019,
-    arXiv:1904.11955.
+    - A. Jacot, F. Gabriel, C. Hongler, "Neural tangent kernel", NeurIPS 2018, arXiv:1806.07572.
+    - S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019,
+      arXiv:1904.11955.
 
     Examples
     --------
