@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+_INT_TYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
 _DTYPES = {
     "float64": torch.float64,
     "float32": torch.float32,
@@ -58,9 +60,6 @@ def to_tensor(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:
     if t.numel() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or inf; every entry must be finite")
     return t
-
-
-_INT_TYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def as_points(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:

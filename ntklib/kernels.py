@@ -367,7 +367,12 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     with torch.no_grad():
         one = torch.ones((), dtype=torch.float64, device=t.device)
         qs = _variances(one + bias0, layers)
-        out = _recursion(one, one, t, qs, qs, layers, bias0, kernel == "ntk")
+        flat = t.reshape(-1)
+        chunk = _block_size(512, layers) ** 2  # bounded memory for quadrature activations too
+        out = torch.cat(
+            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk")
+             for i in range(0, max(flat.numel(), 1), chunk)]
+        )[: flat.numel()].reshape(t.shape)
     if isinstance(u, torch.Tensor):
         return out
     out = out.cpu().numpy()

@@ -299,3 +299,13 @@ X0 = np.ones((3, 2))
 def test_bad_input_errors(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_kappa_keeps_shape_and_chunks_quadrature():
+    """kappa works on any shape, and a long quadrature evaluation (chunked) equals short ones."""
+    u = np.linspace(-1, 1, 3001)
+    full = nk.kappa(u, depth=2, activation="tanh")
+    for i in (0, 1500, 3000):
+        assert full[i] == pytest.approx(nk.kappa(u[i : i + 1], depth=2, activation="tanh")[0], rel=1e-14)  # BLAS order
+    assert nk.kappa(u.reshape(3001, 1), depth=2).shape == (3001, 1)
+    assert isinstance(nk.kappa(torch.tensor([0.2, 0.4], dtype=torch.float64), depth=1), torch.Tensor)
