@@ -6,7 +6,9 @@
   for ReLU^k (arc-cosine kernels), step, erf, sin, cos, identity and Gauss–Hermite quadrature for any
   other callable;
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
-  mixed activations, biases, and their unit-sphere forms kappa(u).
+  mixed activations, biases, and their unit-sphere forms kappa(u);
+* :mod:`ntklib.spectra`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
+  of dot-product kernels on the sphere, accurate far into the tail.
 
 Arrays in, arrays out: numpy gives numpy, a torch tensor gives a tensor on its device; float64 unless
 asked. The package never imports matplotlib.
@@ -28,6 +30,7 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
+from .spectra import SphereKernel, UnreliableEigenvalueWarning, legendre, multiplicity, sphere_eigenvalues
 
 __version__ = "0.1.0"
 
@@ -46,4 +49,9 @@ __all__ = [
     "ntk",
     "relu",
     "resolve_layers",
+    "SphereKernel",
+    "UnreliableEigenvalueWarning",
+    "legendre",
+    "multiplicity",
+    "sphere_eigenvalues",
 ]

@@ -281,6 +281,16 @@ class Activation:
         ``root``, if given, is ``sqrt(q11 * q22)`` already computed by the caller."""
         return self._dual(q11, q22, rho), (self._dual_deriv(q11, q22, rho) if want_deriv else None)
 
+    def _mp_duals(self, q11, q22, rho):
+        """(E[s(u)s(v)], E[s'(u)s'(v)]) in mpmath at the working precision (closed forms only)."""
+        raise NotImplementedError(
+            f"{self!r} has no closed-form dual, so it cannot be evaluated beyond float64; "
+            "use nk.relu(k), 'step', 'erf', 'sin', 'cos' or 'identity'"
+        )
+
+    def _mp_c_sigma(self):
+        raise NotImplementedError(f"{self!r} has no closed-form c_sigma")
+
     def _quadrature(self, f, q11, q22, rho):
         z, w = _gauss_hermite(self.order, rho.dtype, rho.device)
         q11, q22, rho = torch.broadcast_tensors(q11, q22, rho)
@@ -400,6 +410,23 @@ class ReLUk(Activation):
     def _dual_deriv(self, q11, q22, rho):
         return self._duals(q11, q22, rho, True)[1]
 
+    def _mp_duals(self, q11, q22, rho):
+        import mpmath as mp
+
+        k, s = self.k, mp.sqrt(q11 * q22)
+        phi = mp.acos(-rho)  # pi - theta
+        j_prev, j = phi, mp.sqrt((1 - rho) * (1 + rho)) + phi * rho
+        if k == 0:
+            return phi / (2 * mp.pi), mp.mpf(0)
+        for m in range(1, k):
+            j_prev, j = j, (2 * m + 1) * rho * j + m * m * (1 - rho) * (1 + rho) * j_prev
+        return s**k * j / (2 * mp.pi), k * k * s ** (k - 1) * j_prev / (2 * mp.pi)
+
+    def _mp_c_sigma(self):
+        import mpmath as mp
+
+        return mp.mpf(2) / _double_factorial_odd(self.k)
+
 
 def relu(k: int = 1) -> ReLUk:
     """The activation :math:`\\max(z, 0)^k` with closed-form duals (``relu(0)`` is the step)."""
@@ -441,6 +468,18 @@ class Erf(Activation):
         det = 1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho))
         return (4 / math.pi) / torch.sqrt(det)
 
+    def _mp_duals(self, q11, q22, rho):
+        import mpmath as mp
+
+        q12 = rho * mp.sqrt(q11 * q22)
+        e = 2 / mp.pi * mp.asin(2 * q12 / mp.sqrt((1 + 2 * q11) * (1 + 2 * q22)))
+        return e, 4 / mp.pi / mp.sqrt(1 + 2 * (q11 + q22) + 4 * q11 * q22 * (1 - rho) * (1 + rho))
+
+    def _mp_c_sigma(self):
+        import mpmath as mp
+
+        return mp.pi / (2 * mp.asin(mp.mpf(2) / 3))
+
 
 class Sin(Activation):
     r""":math:`\sigma = \sin`: :math:`\mathbb E[\sin u \sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}`,
@@ -467,6 +506,17 @@ class Sin(Activation):
     def _dual_deriv(self, q11, q22, rho):
         return torch.exp(-(q11 + q22) / 2) * torch.cosh(rho * torch.sqrt(q11 * q22))
 
+    def _mp_duals(self, q11, q22, rho):
+        import mpmath as mp
+
+        scale, q12 = mp.exp(-(q11 + q22) / 2), rho * mp.sqrt(q11 * q22)
+        return scale * mp.sinh(q12), scale * mp.cosh(q12)
+
+    def _mp_c_sigma(self):
+        import mpmath as mp
+
+        return 1 / (mp.exp(-1) * mp.sinh(1))
+
 
 class Cos(Activation):
     r""":math:`\sigma = \cos` (duals of :class:`Sin` swapped)."""
@@ -488,6 +538,14 @@ class Cos(Activation):
 
     _dual = Sin._dual_deriv
     _dual_deriv = Sin._dual
+
+    def _mp_duals(self, q11, q22, rho):
+        return Sin._mp_duals(self, q11, q22, rho)[::-1]
+
+    def _mp_c_sigma(self):
+        import mpmath as mp
+
+        return 1 / (mp.exp(-1) * mp.cosh(1))
 
 
 class Identity(Activation):
@@ -513,6 +571,16 @@ class Identity(Activation):
 
     def _dual_deriv(self, q11, q22, rho):
         return torch.ones(torch.broadcast_shapes(q11.shape, q22.shape, rho.shape), dtype=rho.dtype, device=rho.device)
+
+    def _mp_duals(self, q11, q22, rho):
+        import mpmath as mp
+
+        return rho * mp.sqrt(q11 * q22), mp.mpf(1)
+
+    def _mp_c_sigma(self):
+        import mpmath as mp
+
+        return mp.mpf(1)
 
 
 def _gelu_deriv(z):
