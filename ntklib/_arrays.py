@@ -82,12 +82,18 @@ def returns_like(template, t: torch.Tensor):
     return t.cpu().numpy()
 
 
+def check_int(value, name: str, minimum: int, meaning: str = "") -> int:
+    """An int (not a bool) >= ``minimum``, or a TypeError/ValueError naming ``name``."""
+    what = f" ({meaning})" if meaning else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int{what}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}{what}; got {value}")
+    return int(value)
+
+
 def check_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
-        raise TypeError(f"depth must be an int (the number of hidden layers); got {depth!r}")
-    if depth < 0:
-        raise ValueError(f"depth must be >= 0 (the number of hidden layers); got {depth}")
-    return int(depth)
+    return check_int(depth, "depth", 0, "the number of hidden layers")
 
 
 def check_variance(value, name: str, *, positive: bool) -> float:

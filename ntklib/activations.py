@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._arrays import returns_like, to_tensor
+from ._arrays import check_int, returns_like, to_tensor
 
 __all__ = [
     "Activation",
@@ -130,11 +130,7 @@ def _scalar_or_array(template, t: torch.Tensor):
 
 
 def _check_order(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"the power k must be an int >= 0; got {k!r}")
-    if k < 0:
-        raise ValueError(f"the power k must be >= 0; got {k}")
-    return int(k)
+    return check_int(k, "the power k", 0)
 
 
 def _double_factorial_odd(k: int) -> int:
@@ -209,8 +205,7 @@ class Activation:
             raise TypeError(f"activation must be a name, an Activation or a callable; got {fn!r}")
         if dfn is not None and not callable(dfn):
             raise TypeError(f"dfn must be callable or None; got {dfn!r}")
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 2:
-            raise ValueError(f"order must be an int >= 2; got {order!r}")
+        check_int(order, "order", 2, "Gauss-Hermite nodes per dimension")
         self.fn = fn
         self.dfn = dfn
         self.name = name or getattr(fn, "__name__", "activation")

@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 from scipy import special
 
+from ._arrays import check_int
 from .kernels import kappa as _kappa
 from .kernels import resolve_layers
 
@@ -52,19 +53,11 @@ class UnreliableEigenvalueWarning(RuntimeWarning):
 
 
 def _check_d(d) -> int:
-    if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-        raise TypeError(f"d must be an int (the sphere is S^(d-1) in R^d); got {d!r}")
-    if d < 2:
-        raise ValueError(f"d must be >= 2 (the sphere is S^(d-1) in R^d); got {d}")
-    return int(d)
+    return check_int(d, "d", 2, "the sphere is S^(d-1) in R^d")
 
 
 def _check_k(k, name="k") -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0; got {k!r}")
-    if k < 0:
-        raise ValueError(f"{name} must be >= 0; got {k}")
-    return int(k)
+    return check_int(k, name, 0)
 
 
 def multiplicity(d, k):
