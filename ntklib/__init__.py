@@ -8,7 +8,10 @@
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
   mixed activations, biases, and their unit-sphere forms kappa(u);
 * :mod:`ntklib.spectra`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
-  of dot-product kernels on the sphere, accurate far into the tail.
+  of dot-product kernels on the sphere, accurate far into the tail; Gram-matrix spectra and
+  decay-exponent fits;
+* :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
+* :mod:`ntklib.data`: seeded points on spheres and circles.
 
 Arrays in, arrays out: numpy gives numpy, a torch tensor gives a tensor on its device; float64 unless
 asked. The package never imports matplotlib.
@@ -30,7 +33,18 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from .spectra import SphereKernel, UnreliableEigenvalueWarning, legendre, multiplicity, sphere_eigenvalues
+from . import classic, data, spectra
+from .classic import ExpPower, Gaussian, Laplace, Matern
+from .spectra import (
+    SphereKernel,
+    UnreliableEigenvalueWarning,
+    aliased_eigenvalues,
+    fit_decay,
+    gram_eigenvalues,
+    legendre,
+    multiplicity,
+    sphere_eigenvalues,
+)
 
 __version__ = "0.1.0"
 
@@ -54,4 +68,14 @@ __all__ = [
     "legendre",
     "multiplicity",
     "sphere_eigenvalues",
+    "aliased_eigenvalues",
+    "fit_decay",
+    "gram_eigenvalues",
+    "Laplace",
+    "Gaussian",
+    "Matern",
+    "ExpPower",
+    "classic",
+    "data",
+    "spectra",
 ]

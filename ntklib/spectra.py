@@ -39,7 +39,19 @@ from ._arrays import check_int
 from .kernels import kappa as _kappa
 from .kernels import resolve_layers
 
-__all__ = ["multiplicity", "legendre", "SphereKernel", "sphere_eigenvalues", "UnreliableEigenvalueWarning"]
+__all__ = [
+    "multiplicity",
+    "legendre",
+    "SphereKernel",
+    "sphere_eigenvalues",
+    "UnreliableEigenvalueWarning",
+    "gram_eigenvalues",
+    "aliased_eigenvalues",
+    "expand_multiplicities",
+    "degree_of_index",
+    "fit_decay",
+    "local_exponents",
+]
 
 _Q = 24                  # Gauss–Legendre nodes per panel
 _Q_CHECK = 20            # a coarser rule on the same panels: the difference estimates the discretization error
@@ -381,3 +393,117 @@ def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
             )
             mu[bad] = np.nan
     return (mu, err) if return_error else mu
+
+
+# ------------------------------------------------------------------------------------------------
+# Gram-matrix spectra, degrees and decay exponents
+# ------------------------------------------------------------------------------------------------
+def gram_eigenvalues(K):
+    r"""Eigenvalues of :math:`K/n` in decreasing order, for a symmetric Gram matrix of ``n`` points.
+
+    With points drawn from a probability measure, the eigenvalues of :math:`K/n` approximate those of
+    the kernel's integral operator, each :math:`\mu_k` appearing about :math:`N(d, k)` times.
+    Below about :math:`10^{-13}` of the largest they are round-off (see :func:`fit_decay`).
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square matrix; got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError("K contains NaN or inf")
+    if not np.allclose(K, K.T, rtol=1e-12, atol=1e-12 * np.abs(K).max()):
+        raise ValueError("K must be symmetric")
+    return np.linalg.eigvalsh((K + K.T) / 2)[::-1] / K.shape[0]
+
+
+def aliased_eigenvalues(mu, n):
+    r"""Eigenvalues of :math:`K/n` for ``n`` equispaced points on the circle, from the circle's :math:`\mu_k`.
+
+    The Gram matrix is circulant; its eigenvector :math:`e^{2\pi i j m/n}` collects every frequency
+    :math:`j + mn` that aliases to it: :math:`\lambda_j = \sum_{m\in\mathbb Z} \mu_{|j + mn|}`,
+    :math:`j = 0, \dots, n-1` (sums truncated at ``len(mu) - 1``; take it well beyond ``n``).
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    n = check_int(n, "n", 1)
+    kmax = len(mu) - 1
+    lam = np.zeros(n)
+    for j in range(n):
+        freqs = np.arange(j - n * (kmax // n + 1), kmax + 1, n)
+        freqs = np.abs(freqs[np.abs(freqs) <= kmax])
+        lam[j] = mu[freqs].sum()
+    return lam
+
+
+def expand_multiplicities(mu, d):
+    """Each :math:`\\mu_k` repeated :math:`N(d, k)` times, in decreasing order: the operator's
+    eigenvalues by index, to set beside :func:`gram_eigenvalues`."""
+    mu = np.asarray(mu, dtype=np.float64)
+    reps = [multiplicity(d, k) for k in range(len(mu))]
+    return np.sort(np.repeat(mu, reps))[::-1]
+
+
+def degree_of_index(i, d):
+    r"""The degree :math:`k` of the spherical harmonics that the ``i``-th eigenvalue (0-based, in the
+    order of decreasing :math:`\mu_k` when :math:`\mu_k` decreases with :math:`k`) belongs to.
+
+    Since :math:`\sum_{j \le k} N(d, j) \sim 2k^{d-1}/(d-1)!`, the index grows like
+    :math:`i \sim k^{d-1}`: a decay :math:`\mu_k \sim k^{-a}` reads :math:`\lambda_i \sim i^{-a/(d-1)}`.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> [nk.spectra.degree_of_index(i, 3) for i in (0, 1, 3, 4, 8, 9)]     # N(3, k) = 2k + 1
+    [0, 1, 1, 2, 2, 3]
+    """
+    i, d = check_int(i, "i", 0), _check_d(d)
+    k, total = 0, 1
+    while total <= i:
+        k += 1
+        total += multiplicity(d, k)
+    return k
+
+
+def fit_decay(values, window, *, index=None, floor=1e-13):
+    r"""Slope :math:`a` of :math:`\log v_i \approx a \log i + b` over ``window = (start, stop)``.
+
+    ``index`` gives the abscissa of each value (default ``1, 2, ...`` for a spectrum listed from its
+    largest, i.e. the 1-based index; pass ``np.arange(len(mu))`` for degrees :math:`k`).
+
+    Refuses a window that reaches round-off: any value in it at or below ``floor`` times the
+    largest value (float64 Gram spectra are noise below ~1e-13 of their top), or not positive, or
+    NaN, raises ``ValueError`` naming the first offending position, since a slope fitted to round-off
+    is not a decay exponent.
+
+    Returns
+    -------
+    slope, intercept : float
+    """
+    v = np.asarray(values, dtype=np.float64)
+    x = np.arange(1, len(v) + 1, dtype=np.float64) if index is None else np.asarray(index, dtype=np.float64)
+    start, stop = window
+    start, stop = check_int(start, "window start", 0), check_int(stop, "window stop", 0)
+    if stop - start < 2 or stop > len(v):
+        raise ValueError(f"window must hold at least 2 values inside the array of {len(v)}; got {window}")
+    top = np.nanmax(np.abs(v))
+    w = v[start:stop]
+    bad = np.flatnonzero(~(w > floor * top))
+    if bad.size:
+        j = start + int(bad[0])
+        raise ValueError(
+            f"values[{j}] = {v[j]:.3g} is at or below {floor:g} x the largest value (or not positive): "
+            f"the window {window} reaches round-off; fit a window that stops before position {j}"
+        )
+    if np.any(x[start:stop] <= 0):
+        raise ValueError("the abscissa must be positive inside the window (log scale)")
+    slope, intercept = np.polyfit(np.log(x[start:stop]), np.log(w), 1)
+    return float(slope), float(intercept)
+
+
+def local_exponents(values, index):
+    r"""The local decay exponent :math:`d\log v/d\log i` by centred differences (one-sided at the ends).
+
+    For a power law it is constant; for a kernel that decays faster than any power it keeps falling.
+    """
+    v, x = np.asarray(values, dtype=np.float64), np.asarray(index, dtype=np.float64)
+    if np.any(v <= 0) or np.any(x <= 0):
+        raise ValueError("values and index must be positive (log scale)")
+    return np.gradient(np.log(v), np.log(x))
