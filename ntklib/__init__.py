@@ -11,7 +11,10 @@
   of dot-product kernels on the sphere, accurate far into the tail; Gram-matrix spectra and
   decay-exponent fits;
 * :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
-* :mod:`ntklib.data`: seeded points on spheres and circles.
+* :mod:`ntklib.data`: seeded points on spheres and circles;
+* :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
+  empirical NTK/NNGP;
+* :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow.
 
 Arrays in, arrays out: numpy gives numpy, a torch tensor gives a tensor on its device; float64 unless
 asked. The package never imports matplotlib.
@@ -33,7 +36,9 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, spectra
+from . import classic, data, empirical, regression, spectra
+from .empirical import MLP, empirical_nngp, empirical_ntk
+from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .classic import ExpPower, Gaussian, Laplace, Matern
 from .spectra import (
     SphereKernel,
@@ -78,4 +83,12 @@ __all__ = [
     "classic",
     "data",
     "spectra",
+    "MLP",
+    "empirical_ntk",
+    "empirical_nngp",
+    "kernel_regression",
+    "gradient_flow",
+    "IllConditionedWarning",
+    "empirical",
+    "regression",
 ]

@@ -149,6 +149,13 @@ def _cosines(xh, yh):
     return cos
 
 
+def _row_norms(x):
+    """|x_i| without underflow or overflow: scaled by max_j |x_ij| first (a plain sum of squares
+    turns |x| = 1e-200 into 0 and 1e200 into inf)."""
+    scale = x.abs().amax(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    return scale * torch.linalg.vector_norm(x / scale[:, None], dim=1)
+
+
 def _block_size(block_size, layers) -> int:
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
@@ -193,11 +200,17 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
             f"X and Y must have the same number of features; got X with {x.shape[1]} and Y with {y.shape[1]}"
         )
     with torch.no_grad():
-        nx, ny = torch.linalg.vector_norm(x, dim=1), torch.linalg.vector_norm(y, dim=1)
+        nx, ny = _row_norms(x), _row_norms(y)
         xh = x / nx.clamp_min(torch.finfo(dtype).tiny)[:, None]
         yh = y / ny.clamp_min(torch.finfo(dtype).tiny)[:, None]
         qxs = _variances(nx * nx + bias0, layers)
         qys = qxs if symmetric else _variances(ny * ny + bias0, layers)
+        for name, qs, norms in (("X", qxs, nx), ("Y", qys, ny)):
+            if not all(bool(torch.isfinite(q).all()) for q in qs):
+                raise ValueError(
+                    f"{name} is too large for float64 kernels: max |x| = {float(norms.max()):.3g} makes "
+                    "Sigma(x, x) overflow; rescale the inputs (the kernels are homogeneous for bias-free ReLU)"
+                )
         n, m = x.shape[0], y.shape[0]
         out = torch.empty((n, m), dtype=dtype, device=x.device)
 

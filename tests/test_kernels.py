@@ -174,6 +174,15 @@ def test_depth_zero_is_linear_kernel_plus_bias():
     np.testing.assert_allclose(nk.ntk(X, Y, depth=0, bias_var=0.3), X @ Y.T + 0.3, rtol=1e-14, atol=1e-14)
 
 
+def test_tiny_inputs_do_not_underflow_to_nan():
+    """|x| = 7e-209: |x|^2 underflows (the kernel is 0 to float64), but nothing becomes NaN
+    (a plain sum of squares made the norm 0 and the direction inf; hypothesis found it)."""
+    X = np.array([[7.46158324e-209, 0.0, 0.0]])
+    for depth in range(4):
+        assert nk.ntk(X, 2 * X, depth=depth)[0, 0] == 0.0
+    np.testing.assert_allclose(nk.ntk(X * 1e200, depth=2)[0, 0], 3 * (7.46158324e-9) ** 2, rtol=1e-14)
+
+
 def test_zero_vectors():
     X = np.vstack([np.zeros(3), points(3, 3)])
     K = nk.ntk(X, depth=3)
@@ -293,6 +302,7 @@ X0 = np.ones((3, 2))
         (lambda: nk.ntk(X0, depth=1, dtype=np.int32), TypeError, "dtype must be float64 or float32"),
         (lambda: nk.ntk(X0, depth=1, block_size=0), ValueError, "block_size"),
         (lambda: nk.kappa(1.5, depth=1), ValueError, "u must lie in"),
+        (lambda: nk.ntk(np.array([[1e200, 1e200]]), depth=2), ValueError, "X is too large for float64"),
         (lambda: nk.kappa(0.5, depth=1, kernel="cntk"), ValueError, "kernel must be"),
     ],
 )
