@@ -36,8 +36,9 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, empirical, regression, spectra
-from .empirical import MLP, empirical_nngp, empirical_ntk
+from . import classic, cntk as _cntk_module, data, empirical, regression, spectra
+from .cntk import cntk, cntk_pixel_pairs
+from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .classic import ExpPower, Gaussian, Laplace, Matern
 from .spectra import (
@@ -84,6 +85,7 @@ __all__ = [
     "data",
     "spectra",
     "MLP",
+    "CNN",
     "empirical_ntk",
     "empirical_nngp",
     "kernel_regression",
@@ -91,4 +93,6 @@ __all__ = [
     "IllConditionedWarning",
     "empirical",
     "regression",
+    "cntk",
+    "cntk_pixel_pairs",
 ]

@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._arrays import as_points, check_int, check_variance, returns_like
+from ._arrays import as_points, check_int, check_variance, returns_like, to_tensor
 from .activations import get_activation
 
-__all__ = ["MLP", "Dense", "empirical_ntk", "empirical_nngp", "PARAMETERIZATIONS"]
+__all__ = ["MLP", "CNN", "Dense", "empirical_ntk", "empirical_nngp", "PARAMETERIZATIONS"]
 
 PARAMETERIZATIONS = ("ntk", "standard", "mean_field")
 
@@ -145,8 +146,14 @@ class MLP(nn.Module):
 
 
 def _points_for(model, X, name):
+    """Inputs as a tensor of the model's dtype and device: (n, d) for an MLP, batch-first otherwise."""
     p = next(model.parameters())
-    return as_points(X, name, dtype=p.dtype, device=p.device)
+    if isinstance(model, MLP):
+        return as_points(X, name, dtype=p.dtype, device=p.device)
+    t = to_tensor(X, name, dtype=p.dtype, device=p.device)
+    if t.ndim < 2:
+        raise ValueError(f"{name} must be a batch of inputs with the batch on the first axis; got shape {tuple(t.shape)}")
+    return t
 
 
 def _structured_ntk(model: MLP, x, y, symmetric):
@@ -215,7 +222,8 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32):
     ----------
     model : torch.nn.Module
         Maps a batch (n, d) to n scalars (an :class:`MLP`, or any module with scalar output).
-    X, Y : (n, d), (m, d) arrays or tensors
+    X, Y : (n, d), (m, d) arrays or tensors (any batch-first shape for modules other than an MLP,
+        e.g. images (n, C, H, W) for a :class:`CNN`)
         ``Y=None`` means ``X``.
     method : {"auto", "structured", "jacobian"}
         ``"structured"`` (default for an :class:`MLP`) uses the layer structure, :math:`O(n^2 \cdot
@@ -242,8 +250,8 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32):
     x = _points_for(model, X, "X")
     symmetric = Y is None
     y = x if symmetric else _points_for(model, Y, "Y")
-    if y.shape[1] != x.shape[1]:
-        raise ValueError(f"X and Y must have the same number of features; got {x.shape[1]} and {y.shape[1]}")
+    if y.shape[1:] != x.shape[1:]:
+        raise ValueError(f"X and Y must have the same number of features; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
     if method == "structured" and not isinstance(model, MLP):
         raise ValueError("method='structured' needs an nk.MLP; use method='jacobian' for other modules")
     if method != "jacobian" and isinstance(model, MLP):
@@ -270,3 +278,46 @@ def empirical_nngp(make_model, X, Y=None, *, n_models, seed=0):
             term = fx[:, None] * fy[None, :]
             acc = term if acc is None else acc + term
     return returns_like(X, acc / n_models)
+
+
+class CNN(nn.Module):
+    r"""A convolutional ReLU network in the parameterization of :func:`~ntklib.cntk.cntk`.
+
+    ``depth`` counts convolutional layers + 1 (Arora et al.'s Table 1); every parameter is
+    :math:`\mathcal N(0, 1)`. The first layer computes :math:`\frac1q \mathrm{conv}(x, W)`, the next ones
+    :math:`\sqrt{2/(q^2 C)}\,\mathrm{conv}(\mathrm{relu}(z), W)` (``q x q`` filters, stride 1, zero
+    "same" padding, ``C = width`` channels), and the readout is
+    :math:`\sqrt{2/C}\sum_{c,p} V_{cp}\,\mathrm{relu}(z)_{cp}` (``pooling="vanilla"``) or
+    :math:`\sqrt{2/C}\sum_c V_c \operatorname{mean}_p \mathrm{relu}(z)_{cp}` (``"gap"``). As the width
+    grows, its empirical NTK tends to ``nk.cntk(X, depth=depth, pooling=pooling)`` and the covariance
+    of its output to the CNTK's NNGP.
+    """
+
+    def __init__(self, in_channels, width, depth, *, image_shape, pooling="gap", filter_size=3, seed,
+                 dtype=torch.float64):
+        super().__init__()
+        self.depth = check_int(depth, "depth", 2, "convolutional layers + 1")
+        width, q = check_int(width, "width", 1), check_int(filter_size, "filter_size", 1)
+        if pooling not in ("gap", "vanilla"):
+            raise ValueError(f"pooling must be 'gap' or 'vanilla'; got {pooling!r}")
+        self.pooling, self.q, self.width = pooling, q, width
+        g = torch.Generator().manual_seed(int(seed))
+        chans = [check_int(in_channels, "in_channels", 1)] + [width] * (self.depth - 1)
+        self.convs = nn.ParameterList(
+            [nn.Parameter(torch.randn(chans[i + 1], chans[i], q, q, generator=g, dtype=dtype)) for i in range(self.depth - 1)]
+        )
+        H, W = image_shape
+        readout = (width,) if pooling == "gap" else (width, H, W)
+        self.readout = nn.Parameter(torch.randn(*readout, generator=g, dtype=dtype))
+
+    def forward(self, x):
+        """Outputs for a batch of images (n, C, H, W): a tensor of shape (n,)."""
+        q = self.q
+        z = F.conv2d(x, self.convs[0], padding=q // 2) / q
+        for i in range(1, len(self.convs)):  # index, not slice: a sliced ParameterList escapes functional_call
+            W = self.convs[i]
+            z = math.sqrt(2.0 / (q * q * W.shape[1])) * F.conv2d(torch.relu(z), W, padding=q // 2)
+        a = torch.relu(z)
+        if self.pooling == "gap":
+            return math.sqrt(2.0 / self.width) * (a.mean(dim=(2, 3)) @ self.readout)
+        return math.sqrt(2.0 / self.width) * (a * self.readout).sum(dim=(1, 2, 3))
