@@ -290,10 +290,11 @@ class CNN(nn.Module):
     :math:`\sqrt{2/C}\sum_{c,p} V_{cp}\,\mathrm{relu}(z)_{cp}` (``pooling="vanilla"``) or
     :math:`\sqrt{2/C}\sum_c V_c \operatorname{mean}_p \mathrm{relu}(z)_{cp}` (``"gap"``). As the width
     grows, its empirical NTK tends to ``nk.cntk(X, depth=depth, pooling=pooling)`` and the covariance
-    of its output to the CNTK's NNGP.
+    of its output to the CNTK's NNGP. ``outputs > 1`` gives that many independent readouts on the
+    shared convolutional layers (output shape (n, outputs)), e.g. one per class.
     """
 
-    def __init__(self, in_channels, width, depth, *, image_shape, pooling="gap", filter_size=3, seed,
+    def __init__(self, in_channels, width, depth, *, image_shape, pooling="gap", filter_size=3, outputs=1, seed,
                  dtype=torch.float64):
         super().__init__()
         self.depth = check_int(depth, "depth", 2, "convolutional layers + 1")
@@ -307,11 +308,12 @@ class CNN(nn.Module):
             [nn.Parameter(torch.randn(chans[i + 1], chans[i], q, q, generator=g, dtype=dtype)) for i in range(self.depth - 1)]
         )
         H, W = image_shape
+        self.outputs = check_int(outputs, "outputs", 1)
         readout = (width,) if pooling == "gap" else (width, H, W)
-        self.readout = nn.Parameter(torch.randn(*readout, generator=g, dtype=dtype))
+        self.readout = nn.Parameter(torch.randn(self.outputs, *readout, generator=g, dtype=dtype))
 
     def forward(self, x):
-        """Outputs for a batch of images (n, C, H, W): a tensor of shape (n,)."""
+        """Outputs for a batch of images (n, C, H, W): shape (n,), or (n, outputs)."""
         q = self.q
         z = F.conv2d(x, self.convs[0], padding=q // 2) / q
         for i in range(1, len(self.convs)):  # index, not slice: a sliced ParameterList escapes functional_call
@@ -319,5 +321,8 @@ class CNN(nn.Module):
             z = math.sqrt(2.0 / (q * q * W.shape[1])) * F.conv2d(torch.relu(z), W, padding=q // 2)
         a = torch.relu(z)
         if self.pooling == "gap":
-            return math.sqrt(2.0 / self.width) * (a.mean(dim=(2, 3)) @ self.readout)
-        return math.sqrt(2.0 / self.width) * (a * self.readout).sum(dim=(1, 2, 3))
+            out = a.mean(dim=(2, 3)) @ self.readout.T
+        else:
+            out = torch.einsum("nchw,ochw->no", a, self.readout)
+        out = math.sqrt(2.0 / self.width) * out
+        return out[:, 0] if self.outputs == 1 else out
