@@ -36,7 +36,7 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, cntk as _cntk_module, data, empirical, regression, spectra
+from . import classic, data, empirical, regression, spectra
 from .cntk import cntk, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
