@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 from scipy import special
 
-from ._arrays import check_int
+from ._arrays import check_int, per_layer
 from .kernels import kappa as _kappa
 from .kernels import resolve_layers
 
@@ -164,6 +164,8 @@ class SphereKernel:
         if kernel not in ("ntk", "nngp"):
             raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
         self.layers = resolve_layers(depth, activation, weight_var, bias_var)
+        # which layers use c_sigma (then the high-precision path uses its exact value, not the float)
+        self._default_weight = [wv is None for wv in per_layer(weight_var, "weight_var", len(self.layers))]
         self.depth, self.activation, self.kernel = depth, activation, kernel
         self.weight_var, self.bias_var = weight_var, bias_var
 
@@ -184,9 +186,9 @@ class SphereKernel:
         b = mp.mpf(self.bias_var)
         consts = []
         q = 1 + b  # diagonal Sigma^(h)(x, x) on the unit sphere, the same for every point
-        for layer in self.layers:
+        for layer, default in zip(self.layers, self._default_weight):
             act = layer.activation
-            w = act._mp_c_sigma() if self._weight_is_default(layer) else mp.mpf(layer.weight_var)
+            w = act._mp_c_sigma() if default else mp.mpf(layer.weight_var)
             consts.append((act, w, q))
             q = w * act._mp_duals(q, q, mp.mpf(1))[0] + b
         out = []
@@ -200,12 +202,6 @@ class SphereKernel:
                 theta = theta * w * ed + sigma
             out.append(theta if self.kernel == "ntk" else sigma)
         return out
-
-    def _weight_is_default(self, layer) -> bool:
-        wv = self.weight_var
-        if isinstance(wv, (list, tuple)):
-            return wv[self.layers.index(layer)] is None
-        return wv is None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,6 +1,4 @@
 """Finite networks, empirical NTK/NNGP, kernel regression and gradient flow."""
-import math
-import warnings
 
 import numpy as np
 import pytest

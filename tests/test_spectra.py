@@ -204,3 +204,12 @@ def test_quadrature_activation_kernel_falls_back_to_warning():
     with pytest.warns(nk.UnreliableEigenvalueWarning):
         mu = nk.sphere_eigenvalues(nk.SphereKernel(2, activation="gelu"), 3, 40)
     assert np.isnan(mu).any() and not np.isnan(mu[:5]).any()
+
+
+def test_sphere_kernel_high_precision_values_match_float64_per_layer_weights():
+    """mp_values uses each layer's own weight (c_sigma exactly where weight_var is None)."""
+    for wv in ([None, 1.0], [1.5, None], None):
+        k = nk.SphereKernel(2, weight_var=wv, bias_var=0.2, kernel="ntk")
+        with mp.workdps(30):
+            hp = [float(v) for v in k.mp_values([mp.mpf(u) for u in ("-0.7", "0.3", "1")])]
+        np.testing.assert_allclose(hp, k(np.array([-0.7, 0.3, 1.0])), rtol=1e-14)
