@@ -14,7 +14,9 @@
 * :mod:`ntklib.data`: seeded points on spheres and circles;
 * :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
   empirical NTK/NNGP;
-* :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow.
+* :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow;
+* :mod:`ntklib.progress`: progress bars drawn where a person watches (a notebook cell or a terminal),
+  never into a published page.
 
 Arrays in, arrays out: numpy gives numpy, a torch tensor gives a tensor on its device; float64 unless
 asked. The package never imports matplotlib.
@@ -40,6 +42,7 @@ from . import classic, data, empirical, regression, spectra
 from .cntk import cntk, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
+from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
 from .spectra import (
     SphereKernel,
@@ -95,4 +98,5 @@ __all__ = [
     "regression",
     "cntk",
     "cntk_pixel_pairs",
+    "progress_bar",
 ]

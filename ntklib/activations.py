@@ -8,7 +8,7 @@ q_{12} & q_{22}\end{bmatrix}\big)` an activation :math:`\sigma` has
 * the normalization :math:`c_\sigma = 1 / \mathbb E_{z\sim\mathcal N(0,1)}[\sigma(z)^2]` of Arora et al.
   (2019), which keeps :math:`\Sigma^{(h)}(x, x) = |x|^2` through the layers for ReLU.
 
-Closed forms (``shared/TARGETS.md`` §1):
+Closed forms:
 
 * ReLU\ :sup:`k` (``relu(k)``; ``relu(0)`` is the step, ``relu(1)`` the ReLU) through the arc-cosine
   functions of Cho & Saul (2009): :math:`\mathbb E[\mathrm{relu}(u)^k \mathrm{relu}(v)^k] =

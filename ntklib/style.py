@@ -1,9 +1,13 @@
-"""One color per activation (and per kernel family) for every figure of the book.
+"""How the book's figures look: one color per activation, one line style per kernel, one size.
 
-Plain data, so ntklib itself never imports matplotlib; chapters pass these to ``plt.plot(color=...)``.
+Plain data, so ntklib itself never imports matplotlib. A chapter applies ``RC`` once
+(``plt.rcParams.update(RC)``) and passes ``COLORS[activation.name]`` and ``LINESTYLES[kernel]`` to
+``plot``. The same activation has the same color in every figure of the book, whatever the kernel,
+depth or dimension; the NTK and the NNGP of one activation differ by line style.
 """
 
-#: matplotlib-compatible hex colors, keyed by activation name (``repr`` of nk.relu(k) for k >= 2)
+#: matplotlib-compatible hex colors, keyed by activation name (``nk.relu(2).name`` is ``"relu2"``)
+#: and, for the classic kernels, by family
 COLORS = {
     "relu": "#1f77b4",
     "step": "#ff7f0e",
@@ -17,4 +21,24 @@ COLORS = {
     "gelu": "#bcbd22",
     "laplace": "#000000",
     "gaussian": "#aec7e8",
+    "exp_power": "#8c8c8c",
+}
+
+#: line style per kernel of a network
+LINESTYLES = {"ntk": "-", "nngp": "--"}
+
+#: The matplotlib rcParams of every figure. Figures are drawn at 100 dpi and no wider than 7.5 in, so
+#: the page column (about 750 px) shows them at their natural size and 10-11 pt text stays legible.
+RC = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "legend.fontsize": 10,
+    "legend.frameon": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
 }

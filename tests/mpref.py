@@ -1,7 +1,7 @@
 """An independent high-precision (mpmath, 40 digits) implementation of the kernel recursion.
 
-Written from the formulas in shared/TARGETS.md §1 with none of ntklib's code, to check ntklib's
-float64 results to ~1e-15, in particular at and near u = +-1 where float64 formulas can lose digits.
+Written from the published closed forms (Cho & Saul 2009; Williams 1997) with none of ntklib's
+code, to check ntklib's float64 results to ~1e-15, in particular at and near u = +-1 where float64 formulas can lose digits.
 """
 import mpmath as mp
 

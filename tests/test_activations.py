@@ -157,7 +157,7 @@ def test_step_is_relu_zero():
 
 
 def test_relu_power_is_not_max_of_power():
-    """relu(k) is max(z, 0)^k, not max(z^k, 0) (which differs for even k: TARGETS.md §4 pitfall)."""
+    """relu(k) is max(z, 0)^k, not max(z^k, 0) (which differs for even k: a known pitfall)."""
     z = torch.tensor([-2.0, 3.0], dtype=torch.float64)
     assert nk.relu(2)(z).tolist() == [0.0, 9.0]
 
