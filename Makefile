@@ -1,17 +1,17 @@
 # The two commands of the README. Both create the environment (.venv) on first use.
 #   make book   build the book: execute every chapter, write HTML to _build/html
 #   make test   run every test: unit + property tests, doctests, every chapter under nbval,
-#               then the book build with warnings as errors
+#               then the book build with warnings as errors, then the checks of the built pages
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # A quiet progress bar in logs (tqdm reads this); threads capped at the 2 cores we design for.
+# No MPLBACKEND here: a non-inline backend in the kernels' environment removes every figure.
 export TQDM_MININTERVAL ?= 5
 export OMP_NUM_THREADS ?= 2
-export MPLBACKEND ?= Agg
 
-.PHONY: book test unit env clean bench
+.PHONY: book test unit pages env clean bench
 
 env: $(STAMP)
 
@@ -28,6 +28,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) book
+	$(MAKE) pages
+
+# the built pages as a reader sees them: figures, captions, no stderr, lines that fit
+pages: $(STAMP)
+	$(BIN)/python -m pytest -m pages tests/test_pages.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests ntklib

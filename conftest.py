@@ -5,10 +5,15 @@ collector (IPyNbFile) but has jupytext parse the file instead of nbformat. Every
 start-up, per-cell tags such as ``raises-exception`` / ``nbval-skip``, --nbval-lax, reports) is
 nbval's unchanged code; a failing cell fails the suite as ``book/<chapter>.md::Cell N``. The kernel's
 working directory is the notebook's folder, as in the Jupyter Book build. The patch relies on nbval
-internals: keep ``nbval==0.11.0`` pinned (see shared/TOOLING.md §3).
+internals: keep ``nbval==0.11.0`` pinned; if it breaks, copy the short loop of ``IPyNbFile.collect``
+into the subclass.
+
+The chapters' kernels inherit this process's environment: ``NTK_PROGRESS=terminal`` keeps their
+progress bars out of the cell outputs (see ``ntklib/progress.py``), as in the book build.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -17,6 +22,7 @@ import nbformat
 import nbval.plugin as nbval_plugin
 
 BOOK_DIR = Path(__file__).parent / "book"
+os.environ.setdefault("NTK_PROGRESS", "terminal")
 
 
 class _NbformatReadingJupytext:
