@@ -194,7 +194,8 @@ class Activation:
     >>> square = nk.Activation(lambda z: z**2, name="square")
     >>> round(float(square.c_sigma), 12)                 # E[z^4] = 3
     0.333333333333
-    >>> round(float(square.dual(1.0, 0.5, 1.0)), 12)      # E[u^2 v^2] = 1 + 2 * 0.5**2
+    >>> # E[u^2 v^2] = 1 + 2 * 0.5**2
+    >>> round(float(square.dual(1.0, 0.5, 1.0)), 12)
     1.5
     """
 
@@ -351,7 +352,8 @@ class ReLUk(Activation):
     >>> import ntklib as nk
     >>> nk.relu(2), nk.relu(2).c_sigma
     (relu(2), 0.6666666666666666)
-    >>> float(nk.relu(1).dual(1.0, 0.0, 1.0))   # E[relu(u) relu(v)] = 1/(2 pi) for independent u, v
+    >>> # E[relu(u) relu(v)] = 1/(2 pi) for independent u, v
+    >>> float(nk.relu(1).dual(1.0, 0.0, 1.0))
     0.15915494309189535
     """
 
@@ -606,12 +608,12 @@ def get_activation(activation) -> Activation:
     Examples
     --------
     >>> import ntklib as nk
-    >>> nk.get_activation("relu"), nk.get_activation("step"), nk.get_activation("erf")
-    (relu(1), relu(0), Erf())
+    >>> [nk.get_activation(name) for name in ("relu", "step", "erf")]
+    [relu(1), relu(0), Erf()]
     >>> nk.get_activation("swish")
     Traceback (most recent call last):
     ...
-    ValueError: unknown activation 'swish'; known names: relu, step, erf, sin, cos, identity, linear, tanh, gelu, softplus, sigmoid (or pass nk.relu(k), an nk.Activation or a callable)
+    ValueError: unknown activation 'swish'; known names: relu, step, erf, ...
     """
     if isinstance(activation, Activation):
         return activation

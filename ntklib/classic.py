@@ -106,7 +106,8 @@ class Matern(_Radial):
     --------
     >>> import numpy as np, ntklib as nk
     >>> r = np.array([0.0, 0.5])
-    >>> np.allclose(nk.Matern(nu=1.5).profile(r), (1 + np.sqrt(3) * r) * np.exp(-np.sqrt(3) * r))
+    >>> s = np.sqrt(3) * r
+    >>> np.allclose(nk.Matern(nu=1.5).profile(r), (1 + s) * np.exp(-s))
     True
     """
 

@@ -162,9 +162,10 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     Examples
     --------
     >>> import numpy as np, ntklib as nk
-    >>> x = np.random.default_rng(0).standard_normal((3, 2, 1, 1))      # 1 x 1 "images"
+    >>> # three 1 x 1 "images" with two channels
+    >>> x = np.random.default_rng(0).standard_normal((3, 2, 1, 1))
     >>> K = nk.cntk(x, depth=4, filter_size=1, pooling="vanilla")
-    >>> np.allclose(K, nk.ntk(x.reshape(3, 2), depth=3))                # = the FC ReLU NTK
+    >>> np.allclose(K, nk.ntk(x.reshape(3, 2), depth=3))  # = the FC ReLU NTK
     True
     """
     depth, q = _check_args(depth, pooling, filter_size, kernel)

@@ -298,7 +298,8 @@ def nngp(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, 
     --------
     >>> import numpy as np, ntklib as nk
     >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
-    >>> nk.nngp(X, depth=1)                  # ReLU: |x||y| kappa_1(0) = 2/pi off the diagonal
+    >>> # ReLU: |x||y| kappa_1(0) = 2/pi off the diagonal
+    >>> nk.nngp(X, depth=1)
     array([[1.        , 0.63661977],
            [0.63661977, 4.        ]])
     """
@@ -367,7 +368,8 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     >>> import ntklib as nk
     >>> float(nk.kappa(1.0, depth=4))                         # (L + 1) at u = 1
     5.0
-    >>> float(nk.kappa(0.0, depth=1, kernel="nngp")) * 3.141592653589793   # kappa_1(0) = 1/pi
+    >>> # kappa_1(0) = 1/pi
+    >>> float(nk.kappa(0.0, depth=1, kernel="nngp")) * 3.141592653589793
     1.0
     """
     if kernel not in ("ntk", "nngp"):

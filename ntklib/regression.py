@@ -90,7 +90,8 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
     >>> X = np.random.default_rng(0).standard_normal((6, 2))
     >>> K = nk.ntk(X, depth=2)
     >>> y = np.sin(X[:, 0])
-    >>> np.allclose(nk.kernel_regression(K, y), y)    # ridgeless regression interpolates
+    >>> # ridgeless regression interpolates
+    >>> np.allclose(nk.kernel_regression(K, y), y)
     True
     """
     K = _check_gram(K_train)

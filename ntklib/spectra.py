@@ -155,7 +155,7 @@ class SphereKernel:
     >>> import ntklib as nk
     >>> k = nk.SphereKernel(depth=2)
     >>> k
-    SphereKernel(depth=2, activation='relu', kernel='ntk', weight_var=None, bias_var=0.0)
+    SphereKernel(depth=2, activation='relu', kernel='ntk', ...)
     >>> float(k(1.0))
     3.0
     """
@@ -356,10 +356,12 @@ def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
     --------
     >>> import numpy as np, ntklib as nk
     >>> mu = nk.sphere_eigenvalues(nk.SphereKernel(depth=1), d=3, kmax=6)
-    >>> np.round(mu, 6) + 0.0              # the two-layer ReLU NTK: odd k >= 3 vanish
+    >>> # the two-layer ReLU NTK: odd k >= 3 vanish
+    >>> np.round(mu, 6) + 0.0
     array([0.5     , 0.333333, 0.078125, 0.      , 0.005208, 0.      , 0.001404])
     >>> mu = nk.sphere_eigenvalues(nk.SphereKernel(depth=3), d=3, kmax=1000)
-    >>> K = np.arange(1001)        # trace: sum_k N(d, k) mu_k -> kappa(1) = 4, with a k^-1 tail
+    >>> # trace: sum_k N(d, k) mu_k -> kappa(1) = 4, with a k^-1 tail
+    >>> K = np.arange(1001)
     >>> float(np.sum(nk.multiplicity(3, K) * mu))
     3.99...
     """
@@ -447,7 +449,8 @@ def degree_of_index(i, d):
     Examples
     --------
     >>> import ntklib as nk
-    >>> [nk.spectra.degree_of_index(i, 3) for i in (0, 1, 3, 4, 8, 9)]     # N(3, k) = 2k + 1
+    >>> # N(3, k) = 2k + 1 eigenvalues per degree
+    >>> [nk.spectra.degree_of_index(i, 3) for i in (0, 1, 3, 4, 8, 9)]
     [0, 1, 1, 2, 2, 3]
     """
     i, d = check_int(i, "i", 0), _check_d(d)

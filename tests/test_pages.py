@@ -8,8 +8,8 @@ read. They check what neither nbval nor ``jupyter-book -W`` notices:
   the prose with ``{numref}``, and the image file exists and is non-empty (an environment that
   switches matplotlib to a non-GUI backend removes every figure silently);
 - no page shows a stderr block, a progress bar or a warning;
-- no line of code or output is wider than the book's column (``LINE_LIMIT``, the line length that
-  ruff checks in the chapters' code cells);
+- no line of code, output or docstring example is wider than the book's column (``LINE_LIMIT``,
+  the line length that ruff checks in the chapters' code cells);
 - no reader-facing text names files outside the book (the project's internal notes).
 """
 from __future__ import annotations
@@ -110,13 +110,12 @@ def test_no_stderr_warning_or_progress_bar_on_page(chapter):
         assert not PROGRESS_TEXT.search(text), f"{chapter.stem}.html shows a progress bar: {text[:300]!r}"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
-def test_code_and_output_lines_fit_the_column(chapter):
-    soup = main_content(page(chapter.stem))
-    blocks = soup.select(".cell_input pre, .cell_output pre")
-    assert blocks, f"{chapter.stem}.html has no code blocks"
+@pytest.mark.parametrize("stem", [str(p) for p in PAGES])
+def test_code_and_output_lines_fit_the_column(stem):
+    """Code cells, their output and the API page's docstring examples: nothing cut off."""
+    blocks = main_content(page(stem)).find_all("pre")
     wide = [line for pre in blocks for line in pre.get_text().splitlines() if len(line) > LINE_LIMIT]
-    assert not wide, (f"{chapter.stem}.html: {len(wide)} lines wider than {LINE_LIMIT} characters, "
+    assert not wide, (f"{stem}.html: {len(wide)} lines wider than {LINE_LIMIT} characters, "
                       f"e.g. {max(wide, key=len)!r}")
 
 
