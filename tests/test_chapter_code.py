@@ -11,15 +11,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
-from pathlib import Path
 
 import jupytext
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-LINE_LIMIT = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["line-length"]
-CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if "kernelspec:" in p.read_text()[:2000])
+from chapters import BOOK, CHAPTERS, LINE_LIMIT
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
@@ -69,7 +64,7 @@ def test_figures_survive_a_non_inline_backend_in_the_environment():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(plot)])
     env = {**os.environ, "MPLBACKEND": "Agg"}
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT / "book")}})
+                                     resources={"metadata": {"path": str(BOOK)}})
     with client.setup_kernel(env=env):  # the kernel is shut down on leaving
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)

@@ -15,23 +15,16 @@ read. They check what neither nbval nor ``jupyter-book -W`` notices:
 from __future__ import annotations
 
 import re
-import tomllib
 from functools import cache
-from pathlib import Path
 
 import jupytext
 import pytest
 from bs4 import BeautifulSoup
+from chapters import BOOK, CHAPTERS, LINE_LIMIT, ROOT
 
 pytestmark = pytest.mark.pages
 
-ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
-BOOK = ROOT / "book"
-#: characters per line that fit the page column at the default font size (ruff's line-length)
-LINE_LIMIT = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["line-length"]
-
-CHAPTERS = sorted(p for p in BOOK.glob("*.md") if "kernelspec:" in p.read_text()[:2000])
 PAGES = sorted(p.relative_to(BOOK).with_suffix("") for p in BOOK.glob("*.md"))
 
 # what a warning or a progress bar looks like once printed
