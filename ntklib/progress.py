@@ -44,19 +44,23 @@ def _mode() -> str:
     return mode
 
 
-@functools.cache
 def _terminal() -> io.TextIOBase:
-    """The process's own stderr, even inside a Jupyter kernel.
+    """Where a terminal bar goes: ``sys.stderr`` in a script, the process's own stderr in a kernel."""
+    return _kernel_stderr() if _in_jupyter_kernel() else sys.stderr
+
+
+@functools.cache
+def _kernel_stderr() -> io.TextIOBase:
+    """The stderr of a Jupyter kernel's process, past the kernel's redirection.
 
     An IPython kernel replaces ``sys.stderr`` by a stream that forwards to the notebook, and points
     file descriptor 2 into it too; its ``fileno()`` is a copy of the original descriptor, which is
-    the terminal (or log) of whatever started the kernel.
+    the terminal (or log) of whatever started the kernel. Without that redirection (a kernel
+    started under pytest does not watch its descriptors) descriptor 2 is the process's stderr.
     """
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        return sys.__stderr__
-    if sys.__stderr__ is not None and fd == sys.__stderr__.fileno():
         return sys.__stderr__
     return open(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
 

@@ -1,4 +1,7 @@
 """nk.progress_bar: where the bar is drawn, chosen by NTK_PROGRESS or by the kind of session."""
+import os
+import sys
+
 import pytest
 
 import ntklib as nk
@@ -16,13 +19,32 @@ def test_off_draws_nothing(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_terminal_bypasses_a_replaced_stderr(monkeypatch, capsys):
-    """A cell's stderr (here pytest's capture) gets nothing; the process's own stderr gets the bar."""
+def test_terminal_in_a_script_writes_to_sys_stderr(monkeypatch, capsys):
     monkeypatch.setenv("NTK_PROGRESS", "terminal")
-    bar = nk.progress_bar(range(3), desc="to the terminal")
+    bar = nk.progress_bar(range(3), desc="to stderr", mininterval=0)
     assert not bar.disable  # it draws (tqdm disables a bar only once it is closed)
     assert drain(bar) == [0, 1, 2]
-    assert capsys.readouterr().err == ""
+    assert "to stderr" in capsys.readouterr().err
+
+
+def test_kernel_stderr_bypasses_the_kernels_stream(monkeypatch):
+    """In a kernel the bar goes to the descriptor behind the kernel's stderr stream (its fileno)."""
+
+    class KernelStream:  # what ipykernel's OutStream offers: a fileno of the original stderr
+        def __init__(self, fd):
+            self.fd = fd
+
+        def fileno(self):
+            return self.fd
+
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(sys, "stderr", KernelStream(write_end))
+    stream = progress._kernel_stderr.__wrapped__()
+    stream.write("bar\n")
+    stream.close()
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        assert pipe.read() == "bar\n"
 
 
 def test_notebook_without_ipywidgets_draws_text_in_the_cell(monkeypatch, capsys):
