@@ -1,32 +1,56 @@
 # The two commands of the README. Both create the environment (.venv) on first use.
 #   make book   build the book: execute every chapter, write HTML to _build/html
-#   make test   run every test: unit + property tests, doctests, every chapter under nbval,
-#               then the book build with warnings as errors, then the checks of the built pages
+#   make test   run every test: unit + property tests, doctests, every chapter under nbval and in
+#               the project's JupyterLab (server API and Chromium), then the book build with
+#               warnings as errors, then the checks of the built pages
+# and for a student:
+#   make lab    open JupyterLab on the chapters (book/*.md open as notebooks)
+# Each recipe is the plain command to type where there is no make (README, "Without make").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+# where torch comes from: auto (PyTorch's CPU index on Linux unless pip has its own index), cpu, pip
+TORCH  ?= auto
 # A quiet progress bar in logs (tqdm reads this); threads capped at the 2 cores we design for.
 # No MPLBACKEND here: a non-inline backend in the kernels' environment removes every figure.
 export TQDM_MININTERVAL ?= 5
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: book test unit pages env clean bench
+.PHONY: book test unit pages env lab lab-env browser clean bench
 
 env: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	sh tools/install-torch.sh $(BIN)/python $(TORCH)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+# JupyterLab, widgets and the lab tests' clients, on top of the book's environment
+lab-env: $(LAB_STAMP)
+
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(BIN)/python -m pip install --quiet -r requirements-lab.txt
+	touch $(LAB_STAMP)
+
+# a student's JupyterLab: the project's configuration, none of the test command's variables
+lab: $(LAB_STAMP)
+	env -u NTK_PROGRESS -u TQDM_MININTERVAL $(BIN)/jupyter lab --config=.jupyter/jupyter_server_config.py
+
+# Chromium and ChromeDriver for tests/test_browser.py (installs Debian's packages as root)
+browser:
+	sh tools/ensure-chromium.sh
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+# NTK_LAB_TESTS=1: a missing lab package or browser fails the lab tests instead of skipping them
+test: $(LAB_STAMP) browser
+	NTK_LAB_TESTS=1 $(BIN)/python -m pytest -n 2
 	$(MAKE) book
 	$(MAKE) pages
 
@@ -34,7 +58,7 @@ test: $(STAMP)
 pages: $(STAMP)
 	$(BIN)/python -m pytest -m pages tests/test_pages.py
 
-unit: $(STAMP)
+unit: $(LAB_STAMP)
 	$(BIN)/python -m pytest tests ntklib
 
 bench: $(STAMP)
