@@ -35,6 +35,7 @@ from .activations import (
     Sin,
     arc_cosine_J,
     get_activation,
+    hermite_coefficients,
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
@@ -67,6 +68,7 @@ __all__ = [
     "Sin",
     "arc_cosine_J",
     "get_activation",
+    "hermite_coefficients",
     "kappa",
     "nngp",
     "ntk",

@@ -17,6 +17,10 @@ Closed forms:
 * any other callable (tanh, gelu, softplus, sigmoid, a user's function) by two-dimensional
   Gauss–Hermite quadrature, see :class:`Activation`.
 
+The Hermite view: :func:`hermite_coefficients` expands :math:`\sigma` in the orthonormal Hermite
+polynomials of the standard Gaussian; for unit variances the dual is then the power series
+:math:`\sum_i a_i^2 \rho^i` in the correlation, an independent check of every closed form.
+
 Inside ntklib the duals are evaluated from the correlation :math:`\rho` rather than :math:`q_{12}`:
 the recursion in :mod:`ntklib.kernels` keeps :math:`\rho` exact at :math:`\pm 1`, and every formula
 here is written so that no digits are lost there (:math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}`,
@@ -42,6 +46,7 @@ __all__ = [
     "relu",
     "get_activation",
     "arc_cosine_J",
+    "hermite_coefficients",
     "ACTIVATION_NAMES",
 ]
 
@@ -344,8 +349,15 @@ class ReLUk(Activation):
         \mathbb E[\sigma(u)\sigma(v)] = \frac{(q_{11}q_{22})^{k/2}}{2\pi} J_k(\theta), \qquad
         \mathbb E[\sigma'(u)\sigma'(v)] = \frac{k^2 (q_{11}q_{22})^{(k-1)/2}}{2\pi} J_{k-1}(\theta),
 
-    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`. The step's derivative
-    vanishes almost everywhere, so its derivative dual is 0.
+    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`.
+
+    The step (``k = 0``) is a convention: its derivative vanishes almost everywhere, and that is
+    what ``derivative`` returns and what ``torch.autograd`` computes through a step network, so its
+    derivative dual is 0. The true (distributional) derivative is a Dirac mass
+    :math:`\delta(z)`, whose "dual" :math:`\mathbb E[\delta(u)\delta(v)]` is the Gaussian density
+    at the origin, :math:`1/(2\pi\sqrt{q_{11}q_{22}(1-\rho^2)})`, infinite at :math:`\rho = \pm1`.
+    With the convention only the last layer's weights contribute, and the step's NTK equals its
+    NNGP.
 
     Examples
     --------
@@ -629,3 +641,106 @@ def get_activation(activation) -> Activation:
         return Activation(activation)
     raise TypeError(f"activation must be a name, an nk.Activation or a callable; got {type(activation).__name__}")
 
+
+
+# --------------------------------------------------------------------------------------------
+# The Hermite view of a dual
+# --------------------------------------------------------------------------------------------
+#: the Gaussian weight is integrated over [-_HERMITE_CUTOFF, _HERMITE_CUTOFF]
+_HERMITE_CUTOFF = 16.0
+#: Gauss–Legendre nodes per panel
+_HERMITE_NODES = 32
+
+
+def hermite_coefficients(activation, n, *, breakpoints=(0.0,)):
+    r"""The first ``n`` normalized Hermite coefficients :math:`a_0, \dots, a_{n-1}` of an activation.
+
+    With :math:`h_i = \mathrm{He}_i/\sqrt{i!}` the Hermite polynomials orthonormal for
+    :math:`z \sim \mathcal N(0, 1)`, :math:`\sigma = \sum_i a_i h_i` in :math:`L^2` and
+    :math:`a_i = \mathbb E[\sigma(z)\, h_i(z)]`. Since :math:`\mathbb E[h_i(u) h_j(v)] =
+    \delta_{ij}\rho^i` for standard Gaussians of correlation :math:`\rho` (Mehler's formula), the
+    duals at unit variances are power series with non-negative coefficients,
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] = \sum_{i\ge0} a_i^2 \rho^i, \qquad
+        \mathbb E[\sigma'(u)\sigma'(v)] = \sum_{i\ge1} i\, a_i^2 \rho^{i-1},
+
+    and :math:`\sum_i a_i^2 = \mathbb E[\sigma(z)^2] = 1/c_\sigma`. How fast :math:`a_i^2` decays
+    decides the kernel's behaviour at :math:`\rho = 1`: a tail :math:`a_i^2 \sim C i^{-1-\nu}`
+    (:math:`\nu > 0` not an integer) goes with a term :math:`\propto t^{\nu}` in the dual at
+    :math:`\rho = 1 - t`.
+
+    Parameters
+    ----------
+    activation : str, Activation or callable
+        As in :func:`get_activation`; evaluated on float64 tensors.
+    n : int
+        Number of coefficients, ``n >= 1``.
+    breakpoints : sequence of float, default (0.0,)
+        Points where :math:`\sigma` or a derivative jumps (the kinks of ReLU\ :sup:`k`, the step,
+        leaky ReLU, ``abs`` are at 0). The integral is split there.
+
+    Returns
+    -------
+    a : numpy.ndarray, shape (n,), float64
+
+    Notes
+    -----
+    :math:`a_i = \int \sigma(z)\, \psi_i(z)\, \varphi(z)^{1/2}\, dz` with the Hermite functions
+    :math:`\psi_i = h_i \varphi^{1/2}` (:math:`\varphi` the standard normal density), computed by
+    their stable three-term recurrence and integrated by composite 32-point Gauss–Legendre
+    quadrature on :math:`[-16, 16]`, in panels split at ``breakpoints`` and short enough to
+    resolve the oscillations of :math:`\psi_{n-1}`. Since :math:`|\psi_i| \le 0.63` for every
+    :math:`i`, the part beyond :math:`|z| = 16` is below :math:`\int_{16}^\infty |\sigma|
+    \varphi^{1/2}`, negligible for any activation growing slower than :math:`e^{z^2/8}`.
+    Gauss–Hermite quadrature on the whole line is not used: across a kink it converges only like
+    1/(number of nodes) (an error of 8e-4 with 200 nodes for the ReLU's :math:`a_i`), while the
+    split rule is exact to rounding for piecewise smooth activations
+    (``tests/test_activations.py`` checks ReLU, step, erf, sin, cos and the identity against
+    their closed forms).
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> a = nk.activations.hermite_coefficients("relu", 3)
+    >>> a.round(6)   # 1/sqrt(2 pi), 1/2, 1/(2 sqrt(pi))
+    array([0.398942, 0.5     , 0.282095])
+    >>> # Mehler: E[sin u sin v] = sum a_i^2 rho^i = exp(-1) sinh(rho)
+    >>> s = nk.activations.hermite_coefficients("sin", 20)
+    >>> rho = 0.5
+    >>> bool(np.isclose(np.sum(s**2 * rho ** np.arange(20)),
+    ...                 np.exp(-1) * np.sinh(rho), rtol=1e-14))
+    True
+    """
+    act = get_activation(activation)
+    n = check_int(n, "n", 1, "the number of coefficients")
+    try:
+        cuts = sorted({float(b) for b in breakpoints})
+    except (TypeError, ValueError):
+        raise TypeError(f"breakpoints must be a sequence of numbers; got {breakpoints!r}") from None
+    if not all(math.isfinite(b) for b in cuts):
+        raise ValueError(f"breakpoints must be finite; got {breakpoints!r}")
+    edges = [-_HERMITE_CUTOFF] + [b for b in cuts if abs(b) < _HERMITE_CUTOFF] + [_HERMITE_CUTOFF]
+    # psi_{n-1} oscillates with wavenumber about sqrt(n); a panel spans at most ~1 radian per node
+    width = min(0.5, 8.0 / math.sqrt(n))
+    x, w = np.polynomial.legendre.leggauss(_HERMITE_NODES)
+    nodes, weights = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        panels = max(1, math.ceil((hi - lo) / width))
+        step = (hi - lo) / panels
+        left = lo + step * np.arange(panels)[:, None]
+        nodes.append((left + step * (x + 1) / 2).ravel())
+        weights.append(np.broadcast_to(step * w / 2, (panels, _HERMITE_NODES)).ravel())
+    z, w = np.concatenate(nodes), np.concatenate(weights)
+    with torch.no_grad():
+        values = act(torch.from_numpy(z)).to(torch.float64).cpu().numpy()
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{act!r} is not finite on [-{_HERMITE_CUTOFF:g}, {_HERMITE_CUTOFF:g}]")
+    f = values * np.sqrt(np.exp(-z * z / 2) / math.sqrt(2 * math.pi)) * w  # sigma phi^(1/2) dz
+    out = np.empty(n)
+    prev, cur = np.zeros_like(z), np.exp(-z * z / 4) / (2 * math.pi) ** 0.25  # psi_{-1}, psi_0
+    for i in range(n):
+        out[i] = cur @ f
+        prev, cur = cur, (z * cur - math.sqrt(i) * prev) / math.sqrt(i + 1)
+    return out

@@ -23,8 +23,11 @@ the activation duals of :mod:`ntklib.activations`, written to keep every digit a
 In the first layer the cosine of nearly parallel inputs (:math:`1 - |\rho| < 10^{-4}`) is recomputed
 from :math:`|\hat x \mp \hat y|^2`, so parallel inputs give :math:`\rho = \pm 1` exactly; in later
 layers a correlation within 8 ulps of :math:`\pm1` (indistinguishable from it after rounding) is set to
-:math:`\pm1`. Without this, the square-root behaviour of :math:`\kappa_0` near 1 turns one rounding
-error into an error of ``1e-8`` after one layer and ``1e-3`` after three step layers.
+:math:`\pm1`. Without this, the square-root behaviour of :math:`\kappa_0` near 1 amplifies one
+rounding error: a cosine computed as :math:`1 - \delta`, :math:`\delta = 2^{-52}`, puts the angle
+off by :math:`\sqrt{2\delta} \approx 2\times10^{-8}` and the step layer's output
+:math:`\kappa_0(1 - \delta) \approx 1 - \sqrt{2\delta}/\pi` off by about ``7e-9``; three step layers
+make it about ``3e-3`` (``tests/test_kernels.py`` measures both).
 """
 from __future__ import annotations
 
@@ -171,18 +174,23 @@ def _run_tiles(fill, tiles, device):
     One tile is small (it should stay in cache), so torch's own intra-op threads would synchronize
     after each of the ~30 elementwise operations of a layer. Instead each thread takes whole tiles
     with intra-op threading off for the duration of the call (torch releases the GIL in its kernels);
-    the tiles write disjoint parts of the output.
+    the tiles write disjoint parts of the output. A single tile also runs with intra-op threading
+    off: on a loaded machine those synchronizations made a 200 x 200 depth-4 NTK take a second
+    instead of a few hundredths, and every tile is then computed the same way.
     """
     threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1 or len(tiles) < 2:
+    if device.type != "cpu" or threads == 1:
         for t in tiles:
             fill(t)
         return
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for _ in pool.map(fill, tiles):
-                pass
+        if len(tiles) == 1:
+            fill(tiles[0])
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for _ in pool.map(fill, tiles):
+                    pass
     finally:
         torch.set_num_threads(threads)
 

@@ -248,3 +248,137 @@ def test_activation_must_be_elementwise():
 def test_theta_out_of_range():
     with pytest.raises(ValueError, match="theta"):
         nk.arc_cosine_J(1, 4.0)
+
+
+def test_step_convention_against_smoothed_steps():
+    """The docstring of ReLUk: the step's derivative dual is 0 by convention; the smoothed steps
+    (1 + erf(z/s))/2 have derivative duals tending to the Dirac value 1/(2 pi sqrt(1 - rho^2))
+    for |rho| < 1 and diverging like 1/(2 pi s) at rho = 1."""
+    assert nk.relu(0).dual_deriv(1.0, 0.5, 1.0) == 0.0
+    erf = nk.Erf()
+    for s in [1e-2, 1e-3]:
+        q = 1 / s**2  # erf(z/s) with z ~ N(0, 1) is erf of a N(0, 1/s^2) variable
+        for rho in [-0.5, 0.0, 0.7]:
+            smooth = erf.dual_deriv(q, rho * q, q) / (4 * s**2)
+            dirac = 1 / (2 * math.pi * math.sqrt(1 - rho**2))
+            assert smooth == pytest.approx(dirac, rel=s**2)  # relative correction ~ s^2 / (2(1 - rho^2))
+        assert erf.dual_deriv(q, q, q) / (4 * s**2) == pytest.approx(1 / (2 * math.pi * s), rel=s**2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hermite coefficients
+# ----------------------------------------------------------------------------------------------
+def _odd_double_factorial(k):
+    """k!! for odd k >= -1."""
+    return math.prod(range(1, k + 1, 2)) if k > 0 else 1
+
+
+def _hermite_closed_form(name, n):
+    """a_i = E[sigma(z) He_i(z)] / sqrt(i!), derived independently of the library:
+    ReLU and step by integration by parts (He_i phi = (-1)^i phi^(i)), sin and cos from
+    E[exp(itz) He_i(z)] = (it)^i exp(-t^2/2), erf from E[f He_i] = E[f^(i)] and
+    E[exp(-z^2) He_k(z)] = k! [t^k] exp(-t^2/3) / sqrt(3)."""
+    a = np.zeros(n)
+    for i in range(n):
+        log_root_factorial = 0.5 * math.lgamma(i + 1)
+        if name == "relu":  # a_i = He_{i-2}(0) / sqrt(2 pi i!), He_k(0) = (-1)^(k/2) (k-1)!!
+            if i < 2:
+                a[i] = [1 / math.sqrt(2 * math.pi), 0.5][i]
+            elif i % 2 == 0:
+                m = i // 2
+                a[i] = (-1) ** (m - 1) * math.exp(math.log(_odd_double_factorial(2 * m - 3)) - log_root_factorial)
+                a[i] /= math.sqrt(2 * math.pi)
+        elif name == "step":  # a_i = He_{i-1}(0) / sqrt(2 pi i!)
+            if i == 0:
+                a[i] = 0.5
+            elif i % 2 == 1:
+                m = (i - 1) // 2
+                a[i] = (-1) ** m * math.exp(math.log(_odd_double_factorial(2 * m - 1)) - log_root_factorial)
+                a[i] /= math.sqrt(2 * math.pi)
+        elif name == "sin" and i % 2 == 1:
+            a[i] = (-1) ** ((i - 1) // 2) * math.exp(-0.5 - log_root_factorial)
+        elif name == "cos" and i % 2 == 0:
+            a[i] = (-1) ** (i // 2) * math.exp(-0.5 - log_root_factorial)
+        elif name == "erf" and i % 2 == 1:
+            m = (i - 1) // 2
+            log_abs = math.lgamma(2 * m + 1) - m * math.log(3) - math.lgamma(m + 1) - log_root_factorial
+            a[i] = 2 / math.sqrt(3 * math.pi) * (-1) ** m * math.exp(log_abs)
+        elif name == "identity":
+            a[i] = float(i == 1)
+    return a
+
+
+@pytest.mark.parametrize("name", ["relu", "step", "sin", "cos", "erf", "identity"])
+def test_hermite_coefficients_match_closed_forms(name):
+    a = nk.activations.hermite_coefficients(name, 300)
+    np.testing.assert_allclose(a, _hermite_closed_form(name, 300), rtol=0, atol=2e-15)
+
+
+def test_hermite_coefficients_of_a_polynomial_are_exact():
+    """z^3 = He_3 + 3 He_1: a_1 = 3, a_3 = sqrt(3!) and nothing else."""
+    a = nk.activations.hermite_coefficients(nk.Activation(lambda z: z**3), 8)
+    np.testing.assert_allclose(a, [0, 3, 0, math.sqrt(6), 0, 0, 0, 0], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["relu", "relu2", "relu3", "step", "erf", "sin", "cos", "tanh", "gelu"])
+def test_mehler_series_reproduce_the_duals(name):
+    """sum a_i^2 rho^i = E[s(u)s(v)] and sum i a_i^2 rho^(i-1) = E[s'(u)s'(v)] at unit variances.
+
+    Truncation at n terms: since sum a_i^2 = E[s^2], the kernel series' tail is at most
+    |rho|^n E[s^2], the derivative series' at most n |rho|^(n-1) E[s^2] (for |rho|^(n-1) n decreasing)."""
+    A = act(name)
+    n, rho = 300, np.linspace(-0.9, 0.9, 37)
+    a2 = nk.activations.hermite_coefficients(A, n) ** 2
+    i = np.arange(n)
+    second = 1 / A.c_sigma
+    quad_tol = 1e-9 if not A.closed_form else 1e-14  # tanh, gelu: the 2-D quadrature's own error
+    series = (rho[:, None] ** i) @ a2
+    np.testing.assert_allclose(series, A.dual(1.0, rho, 1.0), rtol=0, atol=0.9**n * second + quad_tol)
+    if name == "step":  # the series is the Dirac value 1 / (2 pi sqrt(1 - rho^2)), not the convention 0
+        expected = 1 / (2 * np.pi * np.sqrt(1 - rho**2))
+    else:
+        expected = A.dual_deriv(1.0, rho, 1.0)
+    deriv = (rho[:, None] ** i[:-1]) @ (i[1:] * a2[1:])
+    np.testing.assert_allclose(deriv, expected, rtol=0, atol=n * 0.9 ** (n - 1) * second + 10 * quad_tol)
+
+
+@pytest.mark.parametrize("name", ["erf", "sin", "cos"])
+def test_hermite_parseval(name):
+    """sum a_i^2 = E[sigma(z)^2] = 1/c_sigma for entire activations, whose a_i^2 fall faster than
+    geometrically (erf like (2/3)^i, sin and cos like 1/i!): the tail is negligible at n = 100.
+    (Not tanh: its poles at +-i pi/2 make a_i^2 fall only like exp(-c sqrt(i)).)"""
+    A = act(name)
+    a = nk.activations.hermite_coefficients(A, 100)
+    assert np.sum(a**2) == pytest.approx(1 / A.c_sigma, rel=1e-12)
+
+
+def test_hermite_breakpoints_matter_for_a_shifted_kink():
+    """relu(z - b): a_0 = phi(b) - b (1 - Phi(b)), a_1 = 1 - Phi(b), a_i = He_{i-2}(b) phi(b) / sqrt(i!)."""
+    from scipy.special import eval_hermitenorm, ndtr
+
+    b, n = 0.7, 40
+    shifted = nk.Activation(lambda z: torch.clamp(z - b, min=0), name="shifted relu")
+    phi = math.exp(-b * b / 2) / math.sqrt(2 * math.pi)
+    exact = np.array(
+        [phi - b * (1 - ndtr(b)), 1 - ndtr(b)]
+        + [eval_hermitenorm(i - 2, b) * phi / math.sqrt(math.factorial(i)) for i in range(2, n)]
+    )
+    good = nk.activations.hermite_coefficients(shifted, n, breakpoints=[b])
+    np.testing.assert_allclose(good, exact, rtol=0, atol=1e-14)
+    blind = nk.activations.hermite_coefficients(shifted, n, breakpoints=[])
+    assert np.abs(blind - exact).max() > 1e-9  # a panel straddling the kink is off
+
+
+def test_hermite_coefficients_errors():
+    with pytest.raises(ValueError, match="number of coefficients"):
+        nk.activations.hermite_coefficients("relu", 0)
+    with pytest.raises(TypeError, match="number of coefficients"):
+        nk.activations.hermite_coefficients("relu", 2.5)
+    with pytest.raises(TypeError, match="breakpoints"):
+        nk.activations.hermite_coefficients("relu", 3, breakpoints=["a"])
+    with pytest.raises(ValueError, match="finite"):
+        nk.activations.hermite_coefficients("relu", 3, breakpoints=[float("nan")])
+    with pytest.raises(ValueError, match="not finite"):
+        nk.activations.hermite_coefficients(nk.Activation(torch.log, name="log"), 3)
+    with pytest.raises(ValueError, match="unknown activation"):
+        nk.activations.hermite_coefficients("swish", 3)

@@ -90,6 +90,43 @@ def test_step_diagonal_is_exact(depth):
     np.testing.assert_allclose(np.diag(nk.nngp(X, X.copy(), depth=depth, activation="step")), 1.0, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("block_size", [256, 3])
+def test_thread_count_is_restored(block_size):
+    """_run_tiles switches torch's intra-op threads off while it fills tiles (one tile or many)
+    and restores the caller's setting, also when a tile fails."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X = points(10)
+        K = nk.ntk(X, depth=3, block_size=block_size)
+        assert torch.get_num_threads() == 2
+        np.testing.assert_allclose(K, nk.ntk(X, depth=3, block_size=1), rtol=1e-14, atol=1e-14)
+        with pytest.raises(RuntimeError):
+            nk.kernels._run_tiles(lambda t: (_ for _ in ()).throw(RuntimeError("tile")), [0], torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_naive_rounding_figures_of_the_module_docstring():
+    """ntklib.kernels' docstring: a cosine 1 - 2^-52 puts the angle off by ~2e-8, one naive step
+    layer off by ~7e-9 (sqrt(2 delta)/pi), three by ~3e-3; ntklib itself is exact there."""
+    delta = 2.0**-52
+    angle = np.arccos(1 - delta)
+    assert angle == pytest.approx(np.sqrt(2 * delta), rel=1e-6) and 1.5e-8 < angle < 2.5e-8
+    u = [1 - delta]
+    for _ in range(3):
+        u.append((np.pi - np.arccos(u[-1])) / np.pi)  # kappa_0, the naive way
+    assert 1 - u[1] == pytest.approx(np.sqrt(2 * delta) / np.pi, rel=1e-6)
+    assert 6.5e-9 < 1 - u[1] < 7.5e-9
+    assert 2.5e-3 < 1 - u[3] < 3.5e-3
+    # the same vectors through ntklib: every diagonal entry exactly 1
+    X = np.random.default_rng(0).standard_normal((300, 50))
+    naive = np.einsum("ij,ij->i", X, X) / np.linalg.norm(X, axis=1) ** 2
+    assert np.any(naive < 1)  # some naive cosines are below 1 ...
+    assert np.all(np.diag(nk.nngp(X, depth=3, activation="step")) == 1.0)  # ... ntklib's are not
+
+
 MIXES = [["relu"], ["step"] * 3, ["relu"] * 5, ["relu2", "relu"], ["erf", "step"], ["sin", "relu", "step"],
          ["cos", "relu3"], ["identity", "step", "relu"]]
 
