@@ -10,7 +10,16 @@ r"""Finite networks and their empirical kernels.
   :math:`1/\sqrt{\text{width}}` factors.
 * ``"mean_field"``: hidden layers as ``"ntk"``, the output layer scaled by :math:`\sqrt{c_\sigma}/
   \text{width}` instead of :math:`\sqrt{c_\sigma/\text{width}}` (for one hidden layer,
-  :math:`f = \frac{\sqrt{c_\sigma}}{m}\sum_i a_i \sigma(w_i\cdot x)`).
+  :math:`f = \frac{\sqrt{c_\sigma}}{m}\sum_i a_i \sigma(w_i\cdot x)`, the two-layer mean-field
+  scaling of Mei, Montanari & Nguyen 2018 and Chizat & Bach 2018). With the same seed the weights
+  are those of ``"ntk"``, so the output is the ``"ntk"`` output divided by :math:`\sqrt{m}` and the
+  empirical NTK is the ``"ntk"`` one divided by :math:`m` (without biases: an output bias is not
+  rescaled). Trained with a learning rate :math:`m` times the ``"ntk"`` one, the two start with the
+  same function-space dynamics, but each hidden neuron moves by :math:`O(1)` instead of
+  :math:`O(m^{-1/2})`, so the kernel moves by :math:`O(1)` too (features are learned; measured in
+  the finite-width chapter). For ``depth >= 2`` only the output layer is rescaled; that is not a
+  multilayer mean-field limit (those need more than one rescaled layer) and is not implemented;
+  ``depth=0`` (a linear model) has no hidden layer to rescale and equals ``"ntk"``.
 
 :func:`empirical_ntk` is the Gram matrix :math:`\langle\partial_\theta f(x), \partial_\theta f(y)\rangle`.
 For an :class:`MLP` it uses the layer structure (Novak et al. 2022): a dense layer
@@ -88,8 +97,17 @@ class MLP(nn.Module):
     --------
     >>> import torch, ntklib as nk
     >>> net = nk.MLP(3, width=16, depth=2, seed=0)
-    >>> net(torch.ones(5, 3, dtype=torch.float64)).shape
+    >>> x = torch.ones(5, 3, dtype=torch.float64)
+    >>> net(x).shape
     torch.Size([5])
+
+    The mean-field network of the same seed is the NTK one scaled by
+    ``1/sqrt(width)``:
+
+    >>> mf = nk.MLP(3, width=16, depth=2, parameterization="mean_field",
+    ...             seed=0)
+    >>> torch.allclose(mf(x), net(x) / 4)
+    True
     """
 
     def __init__(self, d_in, width, depth, *, activation="relu", parameterization="ntk", bias_var=0.0,
@@ -168,11 +186,14 @@ def _structured_ntk(model: MLP, x, y, symmetric):
                 out = model(inp)
                 if out.shape != (inp.shape[0],):
                     raise ValueError("the model must map each input to a scalar output")
-                deltas = torch.autograd.grad(out.sum(), [z for _, _, z in record], allow_unused=False)
+                # a layer the output does not depend on through autograd (below a step activation,
+                # whose derivative autograd takes as 0) gets no gradient: its signal is 0
+                deltas = torch.autograd.grad(out.sum(), [z for _, _, z in record], allow_unused=True)
         finally:
             for h in hooks:
                 h.remove()
-        return [(mod, a.detach(), dz.detach()) for (mod, a, _), dz in zip(record, deltas)]
+        return [(mod, a.detach(), torch.zeros_like(z) if dz is None else dz.detach())
+                for (mod, a, z), dz in zip(record, deltas)]
 
     sx = signals(x)
     sy = sx if symmetric else signals(y)
