@@ -5,10 +5,13 @@ the Gram matrix, ``kernel.profile(r)`` the function of the distance, and ``kerne
 dot-product form on the unit sphere, where :math:`|x - y| = \sqrt{2(1 - u)}`. That last form is what
 :func:`~ntklib.spectra.sphere_eigenvalues` takes. The repr reads back as code.
 
-On the sphere a profile that behaves like :math:`r^{2\nu}` at :math:`r = 0` (with :math:`2\nu`
-not an even integer) has eigenvalues :math:`\mu_k \sim k^{-d-2\nu+1}` (Bietti & Bach 2021, Thm. 1):
+On the sphere a profile that is smooth for :math:`r > 0` and whose first non-smooth term at
+:math:`r = 0` is :math:`r^{2\nu}` (:math:`\nu` not an integer) has eigenvalues
+:math:`\mu_k \sim k^{-d-2\nu+1}` (Bietti & Bach 2021, Thm. 1, with :math:`t = 1 - u = r^2/2`):
 Laplace :math:`\nu = 1/2`, exponential-power :math:`\nu = \gamma/2`, Matérn :math:`\nu` itself.
-The Gaussian is analytic, and its eigenvalues decay faster than any power.
+At :math:`u = -1` (:math:`r = 2`) these profiles are smooth, so the theorem's :math:`c_{-1}` is 0 and
+even and odd degrees decay alike. The Gaussian is analytic, and its eigenvalues decay faster than
+any power.
 """
 from __future__ import annotations
 

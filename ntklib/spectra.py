@@ -241,22 +241,40 @@ def _funk_hecke_sums(f: np.ndarray, t: np.ndarray, d: int, kmax: int):
     return mu, size
 
 
+def _kappa_values(kappa, t):
+    values = np.asarray(kappa(t), dtype=np.float64)
+    if values.shape != t.shape or not np.all(np.isfinite(values)):
+        raise ValueError("kappa must return a finite float array of the shape of its argument on [-1, 1]")
+    return values
+
+
 def _float64_eigenvalues(kappa, d, kmax, edges):
     mus = []
     for q in (_Q, _Q_CHECK):
         theta, weight = _rule(edges, q)
         t = np.cos(theta)
-        values = np.asarray(kappa(t), dtype=np.float64)
-        if values.shape != t.shape or not np.all(np.isfinite(values)):
-            raise ValueError("kappa must return a finite float array of the shape of its argument on [-1, 1]")
-        f = _norm_const(d) * weight * np.sin(theta) ** (d - 2) * values
-        mu, size = _funk_hecke_sums(f, t, d, kmax)
-        mus.append((mu, size))
-    (mu, size), (mu_check, _) = mus
-    # rounding: the sum cancels down from `size`; 16 eps covers the recurrence and the sum (checked
-    # against the high-precision path in the tests); discretization: the coarser rule's difference.
-    err = 16 * np.finfo(np.float64).eps * size + np.abs(mu - mu_check)
-    return mu, err
+        values = _kappa_values(kappa, t)
+        base = _norm_const(d) * weight * np.sin(theta) ** (d - 2)
+        mu, size = _funk_hecke_sums(base * values, t, d, kmax)
+        if q == _Q:
+            # the nodes t_i are rounded to float64 (about one ulp). Where kappa is singular at
+            # t = +-1 (kappa(1 - s) ~ s^nu with nu < 1) one ulp of t moves kappa by far more than one
+            # ulp of kappa: bound that by twice the change to the next float inwards (|P_k| <= 1).
+            # Away from the endpoints kappa' is moderate and the 16 eps below covers it.
+            near = np.flatnonzero(1 - np.abs(t) < 1e-2)
+            inward = _kappa_values(kappa, np.nextafter(t[near], 0.0))
+            node = 2 * float(np.sum(np.abs(base[near] * (inward - values[near]))))
+            mu_main, size_main = mu, size
+        mus.append(mu)
+    mu, mu_check = mus
+    # rounding of the sums and of the nodes: the cancellation is measured by `size`; the rounded
+    # nodes move P_k(t_i) by ~ k ulp near the endpoints, so the budget grows with k. Measured
+    # against the high-precision path (tests/test_spectra.py): up to ~0.13 k eps * size for
+    # d = 2 and ~0.04 k for d = 3 at k <= 1000, within (16 + k / 8) eps * size. Discretization:
+    # the coarser rule's difference (which also carries the round-off of a second set of nodes).
+    k = np.arange(kmax + 1)
+    err = (16 + k / 8) * np.finfo(np.float64).eps * size_main + node + np.abs(mu - mu_check)
+    return mu_main, err
 
 
 def _mp_gauss_legendre(q: int):
@@ -305,7 +323,7 @@ def _high_precision_eigenvalues(kernel: SphereKernel, d: int, kmax: int, edges) 
     return mu
 
 
-def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
+def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False, path="auto"):
     r"""Eigenvalues :math:`\mu_0, \dots, \mu_{k_{\max}}` of a dot-product kernel on :math:`S^{d-1}`.
 
     Uniform probability measure; :math:`\mu_k` is the eigenvalue of each of the :math:`N(d, k)`
@@ -325,29 +343,48 @@ def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
     return_error : bool, default False
         Also return the estimated absolute error of each :math:`\mu_k` (0 where the high-precision
         path computed it).
+    path : {"auto", "float64", "exact"}, default "auto"
+        ``"auto"``: float64, and the high-precision path (or NaN, see Notes) where float64 misses
+        ``rtol``. ``"float64"``: the float64 quadrature for every degree, unreliable ones included,
+        without NaN or warning (the error estimate says which to trust); to study round-off.
+        ``"exact"``: the high-precision path for every degree; needs a :class:`SphereKernel` with
+        closed-form activations.
 
     Returns
     -------
     mu : ndarray, shape (kmax + 1,)
     err : ndarray, shape (kmax + 1,), if ``return_error``
 
+    Raises
+    ------
+    ValueError
+        Bad ``d``, ``kmax``, ``rtol`` or ``path``; ``kappa`` not finite or of the wrong shape;
+        ``path="exact"`` for a kernel without a closed form.
+    TypeError
+        ``kappa`` neither a :class:`SphereKernel` nor callable; ``path="exact"`` for a plain
+        callable.
+
     Notes
     -----
     Gauss–Legendre quadrature in :math:`\theta` on panels (about 2.5 periods of
     :math:`P_{k_{\max}}` each, and graded geometrically into both endpoints, so that
     :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately), with the recurrence for
-    :math:`P_k`. Each :math:`\mu_k` gets an error estimate: round-off
-    (:math:`16\epsilon\sum_i |f_i P_k(t_i)|`) plus the difference to a coarser rule on the same
-    panels. The estimate takes the values of ``kappa`` as exact to float64 rounding (a quadrature
-    activation's own error, see :class:`~ntklib.activations.Activation`, is not in it). An
-    eigenvalue is *reliable* if the estimate is at most ``rtol`` times its size (so a
-    vanishing eigenvalue is never reliable in float64: it cannot be told from a tiny one). For a
-    :class:`SphereKernel` with
-    closed-form activations, the degrees up to the last unreliable one are recomputed with
-    :math:`\kappa` in mpmath (45 digits) and the sums in exact 130-bit fixed point. For a plain
-    callable, unreliable eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names the
-    first one. The high-precision values are accurate to about ``1e-35`` absolute, so vanishing
-    eigenvalues come out at that level.
+    :math:`P_k`. Each :math:`\mu_k` gets an error estimate, the sum of three terms: round-off of the
+    sums and of the float64 nodes, :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node
+    moves :math:`P_k(t_i)` by up to about :math:`k` ulps, hence the growth with :math:`k`);
+    :math:`2\sum_i |c_i|\,|\kappa(t_i') - \kappa(t_i)|` over the nodes with :math:`1 - |t_i| < 10^{-2}`
+    (:math:`f_i = c_i\kappa(t_i)`, :math:`t_i'` the next float inwards from :math:`t_i`), which is large only where :math:`\kappa` is singular at :math:`\pm 1` (the step
+    kernels on the circle); and the
+    difference to a coarser rule on the same panels. The estimate takes the values of ``kappa``
+    as exact to float64 rounding (a quadrature activation's own error, see
+    :class:`~ntklib.activations.Activation`, is not in it). An eigenvalue is *reliable* if the
+    estimate is at most ``rtol`` times its size (so a vanishing eigenvalue is never reliable in
+    float64: it cannot be told from a tiny one). For a :class:`SphereKernel` with closed-form
+    activations, the degrees up to the last unreliable one are recomputed with :math:`\kappa` in
+    mpmath (45 digits) and the sums in exact 130-bit fixed point, on the same quadrature rule. For
+    a plain callable, unreliable eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning`
+    names the first one. The high-precision values are accurate to about ``1e-35`` absolute, so
+    vanishing eigenvalues come out at that level.
 
     Cost: the float64 path is :math:`O(k_{\max}^2)` flops (d = 3, kmax = 1000: about 0.1 s); the
     high-precision path takes a few seconds for kmax = 1000.
@@ -364,6 +401,13 @@ def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
     >>> K = np.arange(1001)
     >>> float(np.sum(nk.multiplicity(3, K) * mu))
     3.99...
+    >>> # float64 round-off, measured against the high-precision path
+    >>> kern = nk.SphereKernel(depth=2, kernel="nngp")
+    >>> mu64, err = nk.sphere_eigenvalues(kern, 3, 200, path="float64",
+    ...                                   return_error=True)
+    >>> exact = nk.sphere_eigenvalues(kern, 3, 200, path="exact")
+    >>> bool(np.all(np.abs(mu64 - exact) <= err))
+    True
     """
     d = _check_d(d)
     kmax = _check_k(kmax, "kmax")
@@ -371,12 +415,21 @@ def sphere_eigenvalues(kappa, d, kmax, *, rtol=1e-6, return_error=False):
         raise ValueError(f"rtol must be in (0, 1); got {rtol!r}")
     if not (isinstance(kappa, SphereKernel) or callable(kappa)):
         raise TypeError(f"kappa must be an nk.SphereKernel or a callable on [-1, 1]; got {type(kappa).__name__}")
+    if path not in ("auto", "float64", "exact"):
+        raise ValueError(f"path must be 'auto', 'float64' or 'exact'; got {path!r}")
+    exact = isinstance(kappa, SphereKernel) and all(layer.activation.closed_form for layer in kappa.layers)
     edges = _panel_edges(kmax)
+    if path == "exact":
+        if not isinstance(kappa, SphereKernel):
+            raise TypeError("path='exact' needs an nk.SphereKernel (a plain callable is float64 only)")
+        if not exact:
+            raise ValueError("path='exact' needs closed-form activations (ReLU^k, step, erf, sin, cos, identity)")
+        mu = _high_precision_eigenvalues(kappa, d, kmax, edges)
+        return (mu, np.zeros(kmax + 1)) if return_error else mu
     mu, err = _float64_eigenvalues(kappa, d, kmax, edges)
     bad = err > rtol * np.abs(mu)
-    if bad.any():
+    if path == "auto" and bad.any():
         last = int(np.flatnonzero(bad)[-1])
-        exact = isinstance(kappa, SphereKernel) and all(layer.activation.closed_form for layer in kappa.layers)
         if exact:
             mu[: last + 1] = _high_precision_eigenvalues(kappa, d, last, edges)
             err[: last + 1] = 0.0

@@ -6,6 +6,7 @@ recursion, mpmath's own Legendre/Gegenbauer functions and mpmath's adaptive quad
 """
 import math
 import warnings
+from fractions import Fraction
 
 import mpmath as mp
 import numpy as np
@@ -21,21 +22,22 @@ import ntklib as nk
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("k", range(0, 30))
 def test_multiplicity_known_cases(k):
+    """Closed forms, not the telescoping difference of binomials that multiplicity() computes."""
     assert nk.multiplicity(2, k) == (1 if k == 0 else 2)
     assert nk.multiplicity(3, k) == 2 * k + 1
     assert nk.multiplicity(4, k) == (k + 1) ** 2
-    if k >= 1:  # the formula of DESIGN.md
-        for d in (5, 7, 10):
-            assert nk.multiplicity(d, k) == (2 * k + d - 2) * math.comb(k + d - 3, d - 2) // k
+    if k >= 1:  # N(d, k) = (2k + d - 2)/k * C(k + d - 3, d - 2), exactly (no integer division)
+        for d in range(3, 13):
+            assert nk.multiplicity(d, k) == Fraction(2 * k + d - 2, k) * math.comb(k + d - 3, d - 2)
 
 
-def test_multiplicity_counts_polynomials():
-    """Harmonics of degree <= k and degree <= k-1 polynomials restricted to the sphere:
-    sum_{j <= k} N(d, j) = C(k+d-1, d-1) + C(k+d-2, d-1) (all monomials of degree k and k-1)."""
-    for d in (2, 3, 6):
-        for k in range(1, 12):
-            total = sum(nk.multiplicity(d, j) for j in range(k + 1))
-            assert total == math.comb(k + d - 1, d - 1) + math.comb(k + d - 2, d - 1)
+@pytest.mark.parametrize("d, k", [(3, 5), (4, 3), (5, 4), (7, 3), (10, 2)])
+def test_multiplicity_is_the_rank_of_the_legendre_kernel(d, k):
+    """Addition theorem: P_k(x . y) = (1/N) sum_j Y_kj(x) Y_kj(y), so the matrix P_k(x_i . x_j) of
+    n > N random points has rank exactly N(d, k): an independent count of dim H_k."""
+    X = nk.data.sphere(3 * nk.multiplicity(d, k) + 20, d, seed=k)
+    ev = np.linalg.eigvalsh(nk.legendre(k, d, np.clip(X @ X.T, -1, 1)))[::-1]
+    assert int(np.sum(ev > 1e-9 * ev[0])) == nk.multiplicity(d, k)
     np.testing.assert_array_equal(nk.multiplicity(5, np.arange(4)), [1.0, 5.0, 14.0, 30.0])
 
 
@@ -111,16 +113,89 @@ def test_far_tail_d3_matches_independent_integral():
     assert mu[90] == pytest.approx(ref, rel=1e-9)
 
 
-def test_float64_path_error_estimates_are_honest():
-    """Where the float64 path says an eigenvalue is reliable, it agrees with the high-precision path."""
+HONEST = [  # (d, kernel, kmax): the worst cases found for round-off and for rounded nodes
+    (2, nk.SphereKernel(2), 1000),  # round-off grows ~ 0.13 k eps * size on the circle
+    (2, nk.SphereKernel(2, "step", kernel="nngp"), 600),  # kappa ~ 1 - c t^(1/4): node rounding
+    (3, nk.SphereKernel(3), 1000),
+    (3, nk.SphereKernel(2, kernel="nngp"), 400),
+    (5, nk.SphereKernel(2), 300),
+]
+
+
+@pytest.mark.parametrize("d, kern, kmax", HONEST, ids=[f"d{c[0]}-{c[1].activation}{c[1].depth}-{c[2]}" for c in HONEST])
+def test_float64_error_estimates_are_honest(d, kern, kmax):
+    """The float64 path's error estimate covers its actual error, measured against the high-precision
+    path on the same quadrature rule (so the difference is round-off alone), at every degree."""
+    mu64, err = nk.sphere_eigenvalues(kern, d, kmax, path="float64", return_error=True)
+    exact = nk.sphere_eigenvalues(kern, d, kmax, path="exact")
+    assert not np.isnan(mu64).any()
+    assert np.all(np.abs(mu64 - exact) <= err)
+
+
+def test_auto_path_agrees_with_high_precision_where_reliable():
     kern = nk.SphereKernel(3)
     mu64, err = nk.sphere_eigenvalues(lambda t: kern(t), 3, 400, return_error=True)
-    edges = nk.spectra._panel_edges(400)
-    exact = nk.spectra._high_precision_eigenvalues(kern, 3, 400, edges)
+    exact = nk.sphere_eigenvalues(kern, 3, 400, path="exact")
     ok = ~np.isnan(mu64)
     assert ok.sum() > 300
     assert np.all(np.abs(mu64[ok] - exact[ok]) <= err[ok])
     assert np.all(np.abs(mu64[ok] - exact[ok]) <= 1e-6 * np.abs(exact[ok]))
+
+
+def test_path_float64_gives_every_degree_without_warning_and_exact_needs_a_closed_form():
+    kern = nk.SphereKernel(2, kernel="nngp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mu = nk.sphere_eigenvalues(lambda t: kern(t), 3, 300, path="float64")
+    assert not np.isnan(mu).any()
+    with pytest.raises(TypeError, match="path='exact' needs an nk.SphereKernel"):
+        nk.sphere_eigenvalues(lambda t: kern(t), 3, 10, path="exact")
+    with pytest.raises(ValueError, match="closed-form"):
+        nk.sphere_eigenvalues(nk.SphereKernel(2, activation="gelu"), 3, 10, path="exact")
+    mu, err = nk.sphere_eigenvalues(kern, 3, 10, path="exact", return_error=True)
+    assert np.all(err == 0) and mu[0] > 0
+
+
+def _two_layer_rationals(kmax):
+    """Exact mu_k on S^2 of kappa_0 (step NNGP), kappa_1 (ReLU NNGP) and u kappa_0 + kappa_1 (ReLU
+    NTK), one hidden layer (derivation in the eigen-decay chapter): with a_m = C(2m, m) / 4^m,
+    mu_k[kappa_0] = a_{(k-1)/2}^2 / (2 (k+1)^2) for odd k, 0 for even k >= 2, 1/2 for k = 0;
+    mu_k[kappa_1] = (mu_{k-1}[kappa_0] - mu_{k+1}[kappa_0]) / (2k + 1), mu_0 = 1/2 - mu_1[kappa_0];
+    mu_k[u kappa_0] = ((k+1) mu_{k+1}[kappa_0] + k mu_{k-1}[kappa_0]) / (2k + 1)."""
+    def a2(m):
+        return Fraction(math.comb(2 * m, m), 4**m) ** 2
+
+    k0 = [Fraction(1, 2)] + [a2((k - 1) // 2) / (2 * (k + 1) ** 2) if k % 2 else Fraction(0)
+                             for k in range(1, kmax + 2)]
+    k1 = [Fraction(1, 2) - k0[1]] + [(k0[k - 1] - k0[k + 1]) / (2 * k + 1) for k in range(1, kmax + 1)]
+    uk0 = [k0[1]] + [((k + 1) * k0[k + 1] + k * k0[k - 1]) / (2 * k + 1) for k in range(1, kmax + 1)]
+    return {"step": k0[: kmax + 1], "nngp": k1, "ntk": [a + b for a, b in zip(uk0, k1)]}
+
+
+def test_two_layer_kernels_on_s2_match_exact_rationals():
+    kmax = 120
+    exact = _two_layer_rationals(kmax)
+    assert exact["ntk"][:5] == [Fraction(1, 2), Fraction(1, 3), Fraction(5, 64), 0, Fraction(1, 192)]
+    kernels = {"step": nk.SphereKernel(1, "step", kernel="nngp"), "nngp": nk.SphereKernel(1, kernel="nngp"),
+               "ntk": nk.SphereKernel(1)}
+    eps = np.finfo(np.float64).eps
+    for name, kern in kernels.items():
+        mu, err = nk.sphere_eigenvalues(kern, 3, kmax, return_error=True)
+        ref = np.array([float(q) for q in exact[name]])
+        assert np.all(np.abs(mu - ref) <= err + 4 * eps * np.abs(ref) + 1e-34), name
+        # and the float64 path alone, to its own error estimate
+        mu64, err64 = nk.sphere_eigenvalues(kern, 3, kmax, path="float64", return_error=True)
+        assert np.all(np.abs(mu64 - ref) <= err64), name
+
+
+def test_parity_constant_of_bietti_bach():
+    """Bietti & Bach 2021, Thm 1: mu_k ~ (c_1 + (-1)^k c_-1) C k^(-d-2nu+1). The depth-2 ReLU NTK has
+    Theta(1 - t) = 3 - 3 (sqrt2/pi) t^(1/2) + ... and Theta(-1 + t) = -(sqrt2 / (2 pi)) t^(1/2) + ...,
+    so even eigenvalues sit (c_1 + c_-1) / (c_1 - c_-1) = 7/5 times above their odd neighbours."""
+    for d in (2, 3, 5):
+        mu = nk.sphere_eigenvalues(nk.SphereKernel(2), d, 400)
+        k = np.arange(200, 399, 2)
+        np.testing.assert_allclose(mu[k] / np.sqrt(mu[k - 1] * mu[k + 1]), 1.4, rtol=2e-3)
 
 
 def test_gaussian_kernel_on_circle_has_bessel_eigenvalues():
@@ -189,6 +264,7 @@ def test_trace_and_reconstruction(d):
         (lambda: nk.sphere_eigenvalues(lambda t: t[:3], 3, 5), ValueError, "same shape|shape of its argument"),
         (lambda: nk.sphere_eigenvalues(lambda t: np.full_like(t, np.nan), 3, 5), ValueError, "finite"),
         (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, rtol=0), ValueError, "rtol"),
+        (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, path="mpmath"), ValueError, "path must be"),
         (lambda: nk.legendre(2, 3, 1.5), ValueError, "t must lie"),
         (lambda: nk.multiplicity(3, -1), ValueError, "k must be >= 0"),
         (lambda: nk.SphereKernel(2, kernel="cntk"), ValueError, "kernel must be"),
