@@ -270,19 +270,23 @@ def run_notebook(server: LabServer, path: str, cell_timeout: float = 120.0):
     session, channel = open_session(server, path, kernel)
     try:
         start = time.perf_counter()
-        for cell in model["content"]["cells"]:
-            if cell["cell_type"] != "code":
-                continue
-            reply, cell["outputs"] = channel.execute(cell["source"], timeout=cell_timeout)
+        code = (c for c in model["content"]["cells"] if c["cell_type"] == "code")
+        for number, cell in enumerate(code, start=1):
+            try:
+                reply, cell["outputs"] = channel.execute(cell["source"], timeout=cell_timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"{path}, code cell {number}: still running after {cell_timeout} s"
+                ) from None
             cell["execution_count"] = reply.get("execution_count")
             if reply["status"] != "ok":
                 break
         seconds = time.perf_counter() - start
-    finally:
         # asked after the chapter, so that the chapter runs in a fresh kernel
         _, out = channel.execute(_PROBE, timeout=60)
         info = json.loads(out[0]["text"])
         server.kernel_pids.add(info["pid"])
+    finally:  # a cell that timed out is the news: no probe of a busy kernel hides it
         channel.close()
         server.api("DELETE", f"/api/sessions/{session['id']}")
     return model, seconds, info
