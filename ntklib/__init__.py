@@ -40,7 +40,7 @@ from .activations import (
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
 from . import classic, data, empirical, regression, spectra
-from .cntk import cntk, cntk_pixel_pairs
+from .cntk import cntk, cntk_grid, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
@@ -99,6 +99,7 @@ __all__ = [
     "empirical",
     "regression",
     "cntk",
+    "cntk_grid",
     "cntk_pixel_pairs",
     "progress_bar",
 ]

@@ -1,6 +1,6 @@
 r"""The convolutional NTK (CNTK) and NNGP of Arora et al. (2019), vanilla and with global average pooling.
 
-A convolutional ReLU network of ``depth`` :math:`= d` (Arora et al.'s Table 1 count: :math:`d - 1`
+A convolutional ReLU network of ``depth`` :math:`= L + 1` (Arora et al.'s Table 1 count: :math:`L`
 convolutional layers and the readout) on images :math:`x \in \mathbb R^{C\times H\times W}` has, for
 every pair of pixels :math:`p, p'` of two images :math:`x, x'`, a covariance :math:`\Sigma^{(h)}_{pp'}`
 and an NTK :math:`\Theta^{(h)}_{pp'}`. With :math:`\mathcal P` the *patch mean*, which averages a
@@ -16,34 +16,57 @@ pixel-pair array over the :math:`q\times q` patches around :math:`p` and :math:`
     (u, v) \sim \mathcal N\Big(0, \begin{bmatrix}\Sigma^{(h-1)}_{pp}(x, x) & \Sigma^{(h-1)}_{pp'}\\
     \Sigma^{(h-1)}_{pp'} & \Sigma^{(h-1)}_{p'p'}(x', x')\end{bmatrix}\Big),\\
     \Sigma^{(h)} &= \mathcal P(K^{(h)}), \qquad \Theta^{(h)} = \mathcal P\big(\Theta^{(h-1)}\odot\dot K^{(h)}
-    + K^{(h)}\big), \qquad h = 2, \dots, d - 1,\\
-    \Theta^{\text{out}} &= \Theta^{(d-1)}\odot\dot K^{(d)} + K^{(d)} \ (\text{without } K^{(d)}
+    + K^{(h)}\big), \qquad h = 2, \dots, L,\\
+    \Theta^{\text{out}} &= \Theta^{(L)}\odot\dot K^{(L+1)} + K^{(L+1)} \ (\text{without } K^{(L+1)}
     \text{ with ``fix''}).
 
 The readout of **vanilla** CNTK (CNTK-V, a fully connected layer on the flattened last layer) is the
 trace :math:`\sum_p \Theta^{\text{out}}_{pp}`; with **global average pooling** (CNTK-GAP) it is the mean
-over all pixel pairs. The NNGP replaces :math:`\Theta^{\text{out}}` by :math:`K^{(d)}`. Because
+over all pixel pairs. The NNGP replaces :math:`\Theta^{\text{out}}` by :math:`K^{(L+1)}`. Because
 :math:`\mathcal P` shifts both pixels together, the vanilla kernel only ever needs same-position pairs
 :math:`(p, p)`: :math:`O(HW)` work per image pair against :math:`O(H^2W^2)` for GAP.
 
+**Arora et al.'s notation.** Their appendix counts layers from 0 and puts the :math:`1/q^2` of the
+patch into the activation step: their :math:`K^{(h)}` is :math:`\frac{c_\sigma}{q^2}\mathbb E[\dots]`
+and their patch operator is a plain sum over :math:`\mathcal D_{ij,i'j'}`. The two conventions differ
+by a shift of index and powers of :math:`q^2` only: their :math:`\Sigma^{(h-1)}` and
+:math:`\Theta^{(h-1)}` are :math:`q^2` times :math:`\Sigma^{(h)}` and :math:`\Theta^{(h)}` here, their
+:math:`K^{(h-1)}` is :math:`K^{(h)}` here and their :math:`\dot K^{(h-1)}` is :math:`\dot K^{(h)}/q^2`,
+so the final kernels (vanilla and GAP, NTK and NNGP) are the same numbers. Their official code runs
+the same steps (sum over the patch, :math:`c_\sigma/q^2` in the activation step).
+
+**fix.** Arora et al. also define (their Section 4.2, which their code's ``--fix`` option cites) the
+kernel of a network whose first and last layers are not trained (``fix=True``:
+:math:`\Theta^{(1)} = 0` and no :math:`K^{(L+1)}` term). Their official code
+(github.com/ruosongwang/CNTK) has ``--fix yes`` as its default, and its README reproduces the
+**CNTK-GAP** column of Table 1 with ``--gap yes --fix yes`` and the **CNTK-V** column with
+``--gap no --fix no``. So the paper's CNTK-GAP is ``nk.cntk(..., pooling="gap", fix=True)`` and its
+CNTK-V is ``nk.cntk(..., pooling="vanilla", fix=False)``. The default here, ``fix=False``, is the NTK
+of a network that trains every layer: the limit of the empirical NTK of
+:class:`ntklib.empirical.CNN`.
+
 ``filter_size=1`` makes every pixel an independent fully connected network: for a :math:`1\times 1`
-image the CNTK of depth :math:`d` is exactly ``nk.ntk`` with ``depth = d - 1``.
+image the CNTK of depth :math:`L + 1` is exactly ``nk.ntk`` with ``depth = L``.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ._arrays import check_int, resolve_dtype, returns_like, to_tensor
-from .activations import ReLUk
-from .kernels import _correlation
 
-__all__ = ["cntk", "cntk_pixel_pairs"]
+__all__ = ["cntk", "cntk_grid", "cntk_pixel_pairs"]
 
-_RELU = ReLUk(1)
-#: float entries per intermediate array of the GAP recursion: 8 MB in float64, so that the ~10 arrays
-#: of a batch stay in a 32 MB L3 cache (4x faster than larger batches on the 2-core machine)
-_GAP_BUDGET = 1 << 20
+#: correlations within this many ulps of +-1 are set to +-1 (as ``ntklib.kernels`` does)
+_SNAP_ULPS = 8
+#: bytes per intermediate array of the GAP recursion (2**20 float64 or 2**21 float32 entries), so that
+#: the ~10 arrays of a batch stay in a 32 MB L3 cache (4x faster than much larger batches on the 2-core
+#: machine)
+_GAP_BUDGET_BYTES = 8 << 20
 
 
 def _images(x, name, dtype, device=None):
@@ -65,53 +88,72 @@ def _patch_same_position(D, q):
 def _patch_all_pairs(S, q):
     """Patch mean of all pixel pairs: S (B, H, W, H, W), both pixels shifted together, divisor q^2.
 
-    Separable: shift (i, i') together over the q row offsets, then (j, j') over the column offsets
-    (2q shifted adds instead of q^2).
+    Separable: shift (i, i') together over the q row offsets, then (j, j') over the column offsets,
+    as in-place adds of shifted slices (zero padding = the slices that fall outside are left out).
     """
     if q == 1:
         return S
     r = q // 2
-    H, W = S.shape[1], S.shape[2]
-    P = F.pad(S, (0, 0, r, r, 0, 0, r, r))          # pad the two row axes (dims 1 and 3)
-    rows = P[:, 0:H, :, 0:H, :].clone()
-    for a in range(1, q):
-        rows += P[:, a:a + H, :, a:a + H, :]
-    P = F.pad(rows, (r, r, 0, 0, r, r))              # pad the two column axes (dims 2 and 4)
-    out = P[:, :, 0:W, :, 0:W].clone()
-    for b in range(1, q):
-        out += P[:, :, b:b + W, :, b:b + W]
-    return out / (q * q)
+    rows = S.clone()
+    for a in range(1, r + 1):
+        rows[:, a:, :, a:, :] += S[:, :-a, :, :-a, :]
+        rows[:, :-a, :, :-a, :] += S[:, a:, :, a:, :]
+    out = rows.clone()
+    for b in range(1, r + 1):
+        out[:, :, b:, :, b:] += rows[:, :, :-b, :, :-b]
+        out[:, :, :-b, :, :-b] += rows[:, :, b:, :, b:]
+    return out.div_(q * q)
 
 
-def _relu_layer(sigma, lx, ly):
-    """(K, Kdot) of the ReLU with c_sigma = 2 from pixel-pair covariances and per-pixel variances."""
-    rho, root = _correlation(sigma, lx, ly)
-    e, ed = _RELU._duals(lx, ly, rho, True, root)
-    return 2 * e, 2 * ed
+def _relu_layer(sigma, rx, ry):
+    """(K, Kdot) of the ReLU with c_sigma = 2 from pixel-pair covariances and per-pixel standard
+    deviations rx = sqrt(Sigma_pp(x, x)), ry (broadcastable): the arc-cosine formulas of Cho & Saul,
+    K = root (sin t + (pi - t) cos t) / pi and Kdot = (pi - t) / pi with cos t = rho, fused into few
+    passes over the batch. As in ``nk.ntk``, a correlation
+    within 8 ulps of +-1 is set to +-1, so that diagonal entries are exact."""
+    finfo = torch.finfo(sigma.dtype)
+    root = rx * ry
+    rho = torch.div(sigma, root.clamp_min(finfo.tiny)).clamp_(-1.0, 1.0)
+    rho = torch.where(rho.abs() >= 1.0 - _SNAP_ULPS * finfo.eps, torch.sign(rho), rho)
+    pi_minus_t = torch.acos(-rho)
+    sin_t = torch.sqrt((1 - rho) * (1 + rho))
+    K = sin_t.addcmul_(pi_minus_t, rho).mul_(root).mul_(1 / math.pi)
+    return K, pi_minus_t.mul_(1 / math.pi)
 
 
 def _self_variances(x, depth, q):
-    """Sigma^(h)_pp(x, x) for h = 1..depth-1, each (n, H, W): the recursion of each image with itself."""
+    """sqrt(Sigma^(h)_pp(x, x)) for h = 1..depth-1, each (n, H, W): each image's recursion with itself
+    (the ReLU with c_sigma = 2 keeps the variance, K^(h)_pp = Sigma^(h-1)_pp, then the patch mean)."""
     L = [_patch_same_position((x * x).sum(dim=1), q)]
     for _ in range(2, depth):
-        K, _ = _relu_layer(L[-1], L[-1], L[-1])
-        L.append(_patch_same_position(K, q))
-    return L
+        L.append(_patch_same_position(L[-1], q))
+    return [torch.sqrt(v) for v in L]
 
 
-def _recursion(S, lxs, lys, depth, q, fix, ntk, patch):
-    """Theta^out (or K^(d)) for a batch of pixel-pair arrays S; see the module docstring."""
+def _recursion(S, lxs, lys, depths, q, fixes, ntk, patch, readout):
+    """``{(depth, fix): readout(Theta^out)}`` (or of K^(depth)) for a batch of pixel-pair arrays S.
+
+    One pass serves every depth and both ``fix`` settings: the recursion up to layer h does not depend
+    on the final depth, and ``fix`` only changes the starting Theta^(1) and the last term. See the
+    module docstring for the formulas.
+    """
     sigma = patch(S, q)
-    theta = torch.zeros_like(sigma) if fix else sigma
-    for h in range(2, depth):
+    thetas = {f: (torch.zeros_like(sigma) if f else sigma) for f in fixes} if ntk else {}
+    out = {}
+    last = max(depths)
+    for h in range(2, last + 1):
         K, Kdot = _relu_layer(sigma, lxs[h - 2], lys[h - 2])
-        if ntk:
-            theta = patch(theta * Kdot + K, q)
-        sigma = patch(K, q)
-    K, Kdot = _relu_layer(sigma, lxs[depth - 2], lys[depth - 2])
-    if not ntk:
-        return K
-    return theta * Kdot if fix else theta * Kdot + K
+        if h in depths:
+            for f in fixes:
+                if not ntk:
+                    out[h, f] = readout(K)
+                else:
+                    out[h, f] = readout(thetas[f] * Kdot if f else torch.addcmul(K, thetas[f], Kdot))
+        if h < last:
+            if ntk:
+                thetas = {f: patch(torch.addcmul(K, t, Kdot), q) for f, t in thetas.items()}
+            sigma = patch(K, q)
+    return out
 
 
 def _check_args(depth, pooling, filter_size, kernel):
@@ -124,6 +166,105 @@ def _check_args(depth, pooling, filter_size, kernel):
     if kernel not in ("ntk", "nngp"):
         raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
     return depth, q
+
+
+def _check_fix(fix):
+    if not isinstance(fix, (bool, np.bool_)):
+        raise TypeError(f"fix must be True or False; got {fix!r}")
+    return bool(fix)
+
+
+def _as_list(value, name, check):
+    """A non-empty list of distinct values from one value or a sequence of them."""
+    many = isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str)
+    values = list(value) if many else [value]
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    values = [check(v) for v in values]
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat a value; got {values}")
+    return values
+
+
+def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_size=3, kernel="ntk", dtype=None,
+              pairs_per_block=None):
+    r"""The CNTK (or NNGP) of :func:`cntk` at several depths and ``fix`` settings, in one pass.
+
+    The recursion up to layer :math:`h` is the same whatever the final depth, and ``fix`` changes only
+    the start and the last term, so one pass over the image pairs gives every combination: for
+    depths 3 and 6 with both settings it costs about as much as depth 6 alone.
+
+    Parameters
+    ----------
+    X, Y, pooling, filter_size, kernel, dtype, pairs_per_block
+        As in :func:`cntk`.
+    depths : int or sequence of int
+        Depths (convolutional layers + 1), each ``>= 2``.
+    fix : bool or sequence of bool, default (False, True)
+        The ``fix`` settings to compute (see :func:`cntk`; ignored by ``kernel="nngp"``, which has no
+        ``fix``: every setting gets the same NNGP).
+
+    Returns
+    -------
+    dict
+        ``{(depth, fix): K}`` with each ``K`` as :func:`cntk` returns it.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> x = np.random.default_rng(0).standard_normal((3, 1, 4, 4))
+    >>> grid = nk.cntk_grid(x, depths=[2, 3], fix=[False, True])
+    >>> sorted(grid)
+    [(2, False), (2, True), (3, False), (3, True)]
+    >>> bool(np.allclose(grid[3, True], nk.cntk(x, depth=3, fix=True)))
+    True
+    """
+    depths = _as_list(depths, "depths", lambda d: _check_args(d, pooling, filter_size, kernel)[0])
+    fixes = _as_list(fix, "fix", _check_fix)
+    q = _check_args(depths[0], pooling, filter_size, kernel)[1]
+    dtype = resolve_dtype(dtype)
+    x = _images(X, "X", dtype)
+    symmetric = Y is None
+    y = x if symmetric else _images(Y, "Y", dtype, device=x.device)
+    if y.shape[1:] != x.shape[1:]:
+        raise ValueError(f"X and Y must hold images of the same shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
+    n, m = x.shape[0], y.shape[0]
+    C, H, W = x.shape[1:]
+    gap = pooling == "gap"
+    if pairs_per_block is None:
+        entries = _GAP_BUDGET_BYTES * 8 // torch.finfo(dtype).bits  # array entries per batch
+        pairs_per_block = max(1, entries // (H * W) ** 2) if gap else 4096
+    block = check_int(pairs_per_block, "pairs_per_block", 1)
+    ntk = kernel == "ntk"
+    last = max(depths)
+    with torch.no_grad():
+        lx = _self_variances(x, last, q)
+        ly = lx if symmetric else _self_variances(y, last, q)
+        I, J = torch.triu_indices(n, n) if symmetric else torch.cartesian_prod(torch.arange(n), torch.arange(m)).T
+        I, J = I.to(x.device), J.to(x.device)
+        values = {key: torch.empty(I.numel(), dtype=dtype, device=x.device) for key in
+                  [(d, f) for d in depths for f in fixes]}
+        for s in range(0, I.numel(), block):
+            i, j = I[s:s + block], J[s:s + block]
+            if gap:
+                S = torch.einsum("bcp,bcq->bpq", x[i].reshape(-1, C, H * W), y[j].reshape(-1, C, H * W))
+                S = S.reshape(-1, H, W, H, W)
+                out = _recursion(S, [v[i][:, :, :, None, None] for v in lx], [v[j][:, None, None, :, :] for v in ly],
+                                 depths, q, fixes, ntk, _patch_all_pairs, lambda a: a.mean(dim=(1, 2, 3, 4)))
+            else:
+                S = (x[i] * y[j]).sum(dim=1)
+                out = _recursion(S, [v[i] for v in lx], [v[j] for v in ly], depths, q, fixes, ntk,
+                                 _patch_same_position, lambda a: a.sum(dim=(1, 2)))
+            for key, v in out.items():
+                values[key][s:s + block] = v
+        grid = {}
+        for key, v in values.items():
+            K = torch.empty((n, m), dtype=dtype, device=x.device)
+            K[I, J] = v
+            if symmetric:
+                K[J, I] = v
+            grid[key] = returns_like(X, K)
+    return grid
 
 
 def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="ntk", dtype=None, pairs_per_block=None):
@@ -140,24 +281,35 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     pooling : {"gap", "vanilla"}
         Global average pooling (mean over all pixel pairs, :math:`O(H^2W^2)` per image pair) or the
         vanilla readout (trace over same-position pairs, :math:`O(HW)` per image pair).
-    fix : bool
-        Arora et al.'s "fix" option: first and last layer not trained.
+    fix : bool, default False
+        Arora et al.'s "fix" option: the first and the last layer are not trained (:math:`\Theta^{(1)}
+        = 0`, no :math:`K^{(L+1)}` term). **The paper's CNTK-GAP column uses** ``fix=True``: their
+        official code reproduces it with ``--gap yes --fix yes`` (README), and ``fix`` is that code's
+        default; its CNTK-V column uses ``--gap no --fix no``. ``False`` (the default here) is the
+        NTK of a network that trains every layer, the limit of :class:`ntklib.empirical.CNN`'s empirical NTK.
+        A depth-2 network with ``fix=True`` has nothing left to train: the kernel is 0.
     filter_size : int, default 3
         :math:`q` of the :math:`q\times q` convolutions (stride 1, zero "same" padding).
     kernel : {"ntk", "nngp"}
+        The NNGP has no ``fix`` (it ignores the option).
     dtype : float64 (default) or float32
     pairs_per_block : int, optional
-        Image pairs per batch; by default as many as keep each GAP intermediate at about 2**20
-        entries (8 MB in float64: the batch stays in cache), and 4096 for vanilla.
+        Image pairs per batch; by default as many as keep each GAP intermediate at about 8 MB
+        (2**20 float64 or 2**21 float32 entries: the batch stays in cache), and 4096 for vanilla.
 
     Returns
     -------
     K : (n, m) array (a tensor on the input's device if ``X`` is a tensor)
 
+    See Also
+    --------
+    cntk_grid : several depths and both ``fix`` settings in one pass.
+
     References
     ----------
     S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019,
-    arXiv:1904.11955 (Section 4 and Appendix; Table 1).
+    arXiv:1904.11955 (Section 4 and Appendix; Table 1). Official code:
+    https://github.com/ruosongwang/CNTK (``CNTK.py``, README).
 
     Examples
     --------
@@ -167,52 +319,35 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     >>> K = nk.cntk(x, depth=4, filter_size=1, pooling="vanilla")
     >>> np.allclose(K, nk.ntk(x.reshape(3, 2), depth=3))  # = the FC ReLU NTK
     True
+    >>> # the paper's CNTK-GAP: fix=True (first and last layer not trained)
+    >>> img = np.random.default_rng(1).standard_normal((2, 1, 5, 5))
+    >>> K_paper = nk.cntk(img, depth=3, pooling="gap", fix=True)
+    >>> K_paper.shape
+    (2, 2)
+    >>> # depth 2 (one conv layer and the readout) has nothing left to train
+    >>> float(np.abs(nk.cntk(img, depth=2, fix=True)).max())
+    0.0
     """
-    depth, q = _check_args(depth, pooling, filter_size, kernel)
-    dtype = resolve_dtype(dtype)
-    x = _images(X, "X", dtype)
-    symmetric = Y is None
-    y = x if symmetric else _images(Y, "Y", dtype, device=x.device)
-    if y.shape[1:] != x.shape[1:]:
-        raise ValueError(f"X and Y must hold images of the same shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
-    n, m = x.shape[0], y.shape[0]
-    C, H, W = x.shape[1:]
-    gap = pooling == "gap"
-    if pairs_per_block is None:
-        pairs_per_block = max(1, _GAP_BUDGET // (H * W) ** 2) if gap else 4096
-    block = check_int(pairs_per_block, "pairs_per_block", 1)
-    ntk = kernel == "ntk"
-    with torch.no_grad():
-        lx = _self_variances(x, depth, q)
-        ly = lx if symmetric else _self_variances(y, depth, q)
-        I, J = torch.triu_indices(n, n) if symmetric else torch.cartesian_prod(torch.arange(n), torch.arange(m)).T
-        I, J = I.to(x.device), J.to(x.device)
-        values = torch.empty(I.numel(), dtype=dtype, device=x.device)
-        for s in range(0, I.numel(), block):
-            i, j = I[s:s + block], J[s:s + block]
-            if gap:
-                S = torch.einsum("bcp,bcq->bpq", x[i].reshape(-1, C, H * W), y[j].reshape(-1, C, H * W))
-                S = S.reshape(-1, H, W, H, W)
-                out = _recursion(S, [l[i][:, :, :, None, None] for l in lx], [l[j][:, None, None, :, :] for l in ly],
-                                 depth, q, fix, ntk, _patch_all_pairs)
-                values[s:s + block] = out.mean(dim=(1, 2, 3, 4))
-            else:
-                S = (x[i] * y[j]).sum(dim=1)
-                out = _recursion(S, [l[i] for l in lx], [l[j] for l in ly], depth, q, fix, ntk, _patch_same_position)
-                values[s:s + block] = out.sum(dim=(1, 2))
-        K = torch.empty((n, m), dtype=dtype, device=x.device)
-        K[I, J] = values
-        if symmetric:
-            K[J, I] = values
-    return returns_like(X, K)
+    depth = _check_args(depth, pooling, filter_size, kernel)[0]
+    fix = _check_fix(fix)
+    return cntk_grid(X, Y, depths=depth, fix=fix, pooling=pooling, filter_size=filter_size, kernel=kernel,
+                     dtype=dtype, pairs_per_block=pairs_per_block)[depth, fix]
 
 
 def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dtype=None):
     r"""The per-pixel-pair kernel :math:`\Theta^{\text{out}}_{pp'}(x, y)` of two images, shape (H, W, H, W).
 
     Its trace is the vanilla CNTK and its mean the CNTK-GAP (see :func:`cntk`).
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> a, b = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+    >>> nk.cntk_pixel_pairs(a, b, depth=3).shape
+    (4, 4, 4, 4)
     """
     depth, q = _check_args(depth, "gap", filter_size, kernel)
+    fix = _check_fix(fix)
     dtype = resolve_dtype(dtype)
     a = _images(x[None] if getattr(x, "ndim", 0) == 3 else x, "x", dtype)
     b = _images(y[None] if getattr(y, "ndim", 0) == 3 else y, "y", dtype, device=a.device)
@@ -222,6 +357,6 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     with torch.no_grad():
         la, lb = _self_variances(a, depth, q), _self_variances(b, depth, q)
         S = (a.reshape(C, H * W).T @ b.reshape(C, H * W)).reshape(1, H, W, H, W)
-        out = _recursion(S, [l[:, :, :, None, None] for l in la], [l[:, None, None, :, :] for l in lb],
-                         depth, q, fix, kernel == "ntk", _patch_all_pairs)[0]
+        out = _recursion(S, [v[:, :, :, None, None] for v in la], [v[:, None, None, :, :] for v in lb],
+                         [depth], q, [fix], kernel == "ntk", _patch_all_pairs, lambda t: t[0])[depth, fix]
     return returns_like(x, out)
