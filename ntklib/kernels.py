@@ -35,6 +35,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._arrays import as_points, check_depth, check_variance, per_layer, resolve_dtype, returns_like, to_tensor
@@ -160,8 +161,11 @@ def _row_norms(x):
 
 
 def _block_size(block_size, layers) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise TypeError(f"block_size must be a positive int; got {block_size!r}")
+    if block_size < 1:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
+    block_size = int(block_size)
     cost = max([layer.activation.order**2 for layer in layers] + [1])
     if cost > 1:  # quadrature: a tile holds block_size**2 * order**2 evaluations
         block_size = min(block_size, max(1, int(math.sqrt(_QUADRATURE_BUDGET / cost))))
@@ -281,7 +285,8 @@ _PARAMS_DOC = """Parameters
 
 def _with_params(fn):
     """Insert the shared parameter documentation where a docstring says ``{params}``."""
-    fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip())
+    if fn.__doc__ is not None:  # None under python -OO, which strips docstrings
+        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip())
     return fn
 
 

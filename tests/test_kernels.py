@@ -338,6 +338,7 @@ X0 = np.ones((3, 2))
         (lambda: nk.ntk([["a", "b"]], depth=1), TypeError, "X must be a real numeric array"),
         (lambda: nk.ntk(X0, depth=1, dtype=np.int32), TypeError, "dtype must be float64 or float32"),
         (lambda: nk.ntk(X0, depth=1, block_size=0), ValueError, "block_size"),
+        (lambda: nk.ntk(X0, depth=1, block_size=2.0), TypeError, "block_size must be a positive int"),
         (lambda: nk.kappa(1.5, depth=1), ValueError, "u must lie in"),
         (lambda: nk.ntk(np.array([[1e200, 1e200]]), depth=2), ValueError, "X is too large for float64"),
         (lambda: nk.kappa(0.5, depth=1, kernel="cntk"), ValueError, "kernel must be"),
