@@ -58,11 +58,10 @@ import torch
 import torch.nn.functional as F
 
 from ._arrays import check_int, resolve_dtype, returns_like, to_tensor
+from .kernels import _rho
 
 __all__ = ["cntk", "cntk_grid", "cntk_pixel_pairs"]
 
-#: correlations within this many ulps of +-1 are set to +-1 (as ``ntklib.kernels`` does)
-_SNAP_ULPS = 8
 #: bytes per intermediate array of the GAP recursion (2**20 float64 or 2**21 float32 entries), so that
 #: the ~10 arrays of a batch stay in a 32 MB L3 cache (4x faster than much larger batches on the 2-core
 #: machine)
@@ -111,10 +110,8 @@ def _relu_layer(sigma, rx, ry):
     K = root (sin t + (pi - t) cos t) / pi and Kdot = (pi - t) / pi with cos t = rho, fused into few
     passes over the batch. As in ``nk.ntk``, a correlation
     within 8 ulps of +-1 is set to +-1, so that diagonal entries are exact."""
-    finfo = torch.finfo(sigma.dtype)
     root = rx * ry
-    rho = torch.div(sigma, root.clamp_min(finfo.tiny)).clamp_(-1.0, 1.0)
-    rho = torch.where(rho.abs() >= 1.0 - _SNAP_ULPS * finfo.eps, torch.sign(rho), rho)
+    rho = _rho(sigma, root)
     pi_minus_t = torch.acos(-rho)
     sin_t = torch.sqrt((1 - rho) * (1 + rho))
     K = sin_t.addcmul_(pi_minus_t, rho).mul_(root).mul_(1 / math.pi)

@@ -105,15 +105,20 @@ def _variances(q0: torch.Tensor, layers: list[Layer]) -> list[torch.Tensor]:
 
 
 def _correlation(sigma, qx, qy):
-    """(rho, sqrt(qx qy)): rho = Sigma(x, y) / sqrt(Sigma(x, x) Sigma(y, y)), clipped to [-1, 1]
-    and set to +-1 within 8 ulps of it."""
-    finfo = torch.finfo(sigma.dtype)
+    """(rho, sqrt(qx qy)): rho = Sigma(x, y) / sqrt(Sigma(x, x) Sigma(y, y)), see :func:`_rho`."""
     root = torch.sqrt(qx * qy)
+    return _rho(sigma, root), root
+
+
+def _rho(sigma, root):
+    """sigma / root clipped to [-1, 1] and set to +-1 within 8 ulps of it (root: the product of the
+    two standard deviations). The CNTK's pixel step uses it too."""
+    finfo = torch.finfo(sigma.dtype)
     rho = torch.div(sigma, root.clamp_min(finfo.tiny)).clamp_(-1.0, 1.0)
     near = rho.abs() >= 1.0 - _SNAP_ULPS * finfo.eps
     if bool(near.any()):
         rho = torch.where(near, torch.sign(rho), rho)
-    return rho, root
+    return rho
 
 
 def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool):
