@@ -50,3 +50,50 @@ def test_import_without_docstrings():
     run = subprocess.run([sys.executable, "-OO", "-c", "import ntklib; print(ntklib.ntk([[1.0, 0.0]], depth=1))"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
+
+
+def test_pip_install_in_a_clean_venv(tmp_path):
+    """``pip install .`` into a new venv gives a working ``import ntklib`` from the installed copy.
+
+    Offline: the wheel is built without build isolation (setuptools from the test environment) and
+    installed with ``--no-deps``; the dependencies the import needs are then found on PYTHONPATH
+    from the test environment's site-packages, so what is checked is that the installed package
+    holds every module it imports (a new module missing from the wheel fails here) and that its
+    metadata declares the required dependencies.
+    """
+    import sysconfig
+    from importlib import metadata
+    from zipfile import ZipFile
+
+    wheels = tmp_path / "wheels"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(wheels), str(ROOT)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("ntklib-*.whl")
+    with ZipFile(wheel) as zf:
+        shipped = {pathlib.PurePosixPath(n).name for n in zf.namelist() if n.startswith("ntklib/")}
+        meta = next(n for n in zf.namelist() if n.endswith("METADATA"))
+        requires = {line.split(":", 1)[1].split(";")[0].strip().split(">")[0].split("=")[0].strip().lower()
+                    for line in zf.read(meta).decode().splitlines() if line.startswith("Requires-Dist:")
+                    and "extra ==" not in line}
+    assert {p.name for p in (ROOT / "ntklib").glob("*.py")} <= shipped
+    assert {"numpy", "scipy", "torch", "mpmath", "tqdm"} <= requires
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr
+    deps = sysconfig.get_paths()["purelib"]
+    run = subprocess.run(
+        [str(py), "-c", "import ntklib; print(ntklib.__file__); print(float(ntklib.ntk([[1.0, 0.0]], depth=2)[0, 0]))"],
+        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": deps, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    where, value = run.stdout.split()
+    assert str(venv) in where, f"imported {where}, not the installed copy"
+    assert float(value) == 3.0
+    assert metadata.version("ntklib")  # the test environment's editable install is unaffected
