@@ -65,10 +65,16 @@ def test_pip_install_in_a_clean_venv(tmp_path):
     from importlib import metadata
     from zipfile import ZipFile
 
-    wheels = tmp_path / "wheels"
+    import shutil
+
+    src, wheels = tmp_path / "src", tmp_path / "wheels"  # a copy: setuptools writes build/ beside it
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "ntklib", src / "ntklib", ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(wheels), str(ROOT)],
+         "-q", "-w", str(wheels), str(src)],
         capture_output=True, text=True, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("ntklib-*.whl")
