@@ -209,10 +209,6 @@ def check_same_features(x, y, names=("X", "Y")):
     names : (str, str), default ("X", "Y")
         The arguments' names, for the message.
 
-    Returns
-    -------
-    None
-
     Raises
     ------
     ValueError
@@ -274,7 +270,7 @@ def check_gram(K, name: str = "K", *, dtype=torch.float64, device=None) -> torch
 
     See Also
     --------
-    GRAM_RTOL : the one tolerance, also the one for positive semidefiniteness.
+    GRAM_RTOL : The one tolerance, also the one for positive semidefiniteness.
 
     Examples
     --------

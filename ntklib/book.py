@@ -119,8 +119,8 @@ def cosine_gram(X, Y=None):
 
     Returns
     -------
-    U : (n, m) numpy.ndarray or torch.Tensor
-        float64; a tensor on the device of ``X`` if ``X`` is a tensor.
+    (n, m) numpy.ndarray or torch.Tensor
+        The cosines, float64; a tensor on the device of ``X`` if ``X`` is a tensor.
 
     Raises
     ------

@@ -66,12 +66,12 @@ class _Radial:
         Y : (m, d) array_like or torch.Tensor, optional
             Second set of points; ``None`` means ``X`` (the result is then exactly symmetric).
         dtype : torch or numpy dtype, optional
-            float64 (default) or float32, the dtype the kernel is computed and returned in.
+            The dtype the kernel is computed and returned in: float64 (default) or float32.
 
         Returns
         -------
-        K : (n, m) numpy.ndarray or torch.Tensor
-            Numpy for numpy input; a tensor on the device of ``X`` if ``X`` is a tensor.
+        (n, m) numpy.ndarray or torch.Tensor
+            The Gram matrix, float64 unless ``dtype`` says otherwise: numpy for numpy input; a tensor on the device of ``X`` if ``X`` is a tensor.
 
         Raises
         ------
@@ -103,7 +103,7 @@ class _Radial:
         X : (n, d) array_like or torch.Tensor
             Points, one per row.
         dtype : torch or numpy dtype, optional
-            float64 (default) or float32.
+            The dtype of the result: float64 (default) or float32.
 
         Returns
         -------
@@ -135,7 +135,7 @@ class _Radial:
         Returns
         -------
         numpy scalar, numpy.ndarray or torch.Tensor
-            float64, of the shape and kind of ``r`` (a tensor on its device for a tensor).
+            The values, float64, of the shape and kind of ``r`` (a tensor on its device for a tensor).
 
         Raises
         ------
@@ -164,7 +164,7 @@ class _Radial:
         Returns
         -------
         numpy scalar, numpy.ndarray or torch.Tensor
-            float64, of the shape and kind of ``u``.
+            The values, float64, of the shape and kind of ``u``.
 
         Raises
         ------
@@ -193,6 +193,7 @@ class _Radial:
         Returns
         -------
         mpmath.mpf
+            The value at the current mpmath precision.
 
         Raises
         ------

@@ -32,8 +32,8 @@ def sphere(n, d, *, seed):
 
     Returns
     -------
-    X : (n, d) numpy.ndarray
-        float64, each row of norm 1 (up to round-off).
+    (n, d) numpy.ndarray
+        The points, float64, each row of norm 1 (up to round-off).
 
     Raises
     ------
@@ -96,14 +96,14 @@ def circle(n):
 # images
 # ------------------------------------------------------------------------------------------------
 def digits():
-    """scikit-learn's bundled handwritten digits (offline).
+    """The handwritten digits bundled with scikit-learn (offline).
 
     Returns
     -------
     images : (1797, 1, 8, 8) numpy.ndarray
-        float64 in [0, 1] (the 0..16 grey levels divided by 16), channels first.
+        Grey levels, float64 in [0, 1] (the 0..16 grey levels divided by 16), channels first.
     labels : (1797,) numpy.ndarray
-        int64 digits 0..9.
+        The digits 0..9, int64.
 
     Raises
     ------
@@ -144,8 +144,8 @@ def load_cifar10(path=None, *, cache_dir=None, download=False):
 
     Returns
     -------
-    (x_train, y_train, x_test, y_test)
-        uint8 images (50000, 3, 32, 32) and (10000, 3, 32, 32), int64 labels.
+    tuple of numpy.ndarray
+        ``(x_train, y_train, x_test, y_test)``: uint8 images (50000, 3, 32, 32) and (10000, 3, 32, 32), int64 labels.
 
     Raises
     ------

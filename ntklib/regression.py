@@ -72,8 +72,8 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
 
     Returns
     -------
-    predictions : (m,) or (m, c) numpy.ndarray or torch.Tensor
-        float64; a tensor on the device of ``K_train`` if ``K_train`` is a tensor, else numpy.
+    (m,) or (m, c) numpy.ndarray or torch.Tensor
+        The predictions, float64; a tensor on the device of ``K_train`` if ``K_train`` is a tensor, else numpy.
 
     Raises
     ------
@@ -149,15 +149,20 @@ def gradient_flow(K_train, y, K_test=None, *, t):
 
     Parameters
     ----------
-    K_train, y, K_test
-        As in :func:`kernel_regression`.
+    K_train : (n, n) array_like or torch.Tensor
+        Symmetric positive semidefinite Gram matrix of the training points, as in
+        :func:`kernel_regression`.
+    y : (n,) or (n, c) array_like or torch.Tensor
+        Targets.
+    K_test : (m, n) array_like or torch.Tensor, optional
+        Kernel between test and training points; ``None`` predicts on the training points.
     t : float or 1-D array_like of float
         Times :math:`\ge 0`.
 
     Returns
     -------
-    predictions : numpy.ndarray or torch.Tensor
-        Shape (m,) (or (m, c)) for a scalar ``t``; (len(t), m) (or (len(t), m, c)) for an array.
+    numpy.ndarray or torch.Tensor
+        The predictions, of shape (m,) (or (m, c)) for a scalar ``t``; (len(t), m) (or (len(t), m, c)) for an array.
         float64; a tensor on the device of ``K_train`` if ``K_train`` is a tensor, else numpy.
 
     Raises
