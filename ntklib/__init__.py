@@ -15,6 +15,8 @@
 * :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
   empirical NTK/NNGP;
 * :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow;
+* :mod:`ntklib.book`: the chapters' small helpers (the ``NTK_SCALE`` knob, the relative Frobenius
+  error, cosine Gram matrices), as ``nk.book.scale()`` and so on;
 * :mod:`ntklib.progress`: progress bars drawn where a person watches (a notebook cell or a terminal),
   never into a published page.
 
@@ -39,7 +41,7 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, empirical, regression, spectra
+from . import book, classic, data, empirical, regression, spectra
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
@@ -86,6 +88,7 @@ __all__ = [
     "Gaussian",
     "Matern",
     "ExpPower",
+    "book",
     "classic",
     "data",
     "spectra",

@@ -120,3 +120,174 @@ def per_layer(value, name: str, depth: int) -> list:
             raise ValueError(f"{name} has {len(value)} entries but depth={depth}; give one per hidden layer")
         return list(value)
     return [value] * depth
+
+
+def scalar_or_array(template, t: torch.Tensor):
+    """Give ``t`` back as the caller's kind, a 0-d result as a numpy scalar.
+
+    Parameters
+    ----------
+    template : array_like or torch.Tensor
+        The caller's argument: its kind (tensor or not) decides the kind of the result.
+    t : torch.Tensor
+        The result, computed in torch.
+
+    Returns
+    -------
+    torch.Tensor, numpy.ndarray or numpy scalar
+        ``t`` itself if ``template`` is a tensor (on its device); otherwise ``t`` as a numpy array,
+        or a numpy scalar when ``t`` is 0-d (so ``f(0.5)`` gives a number, as numpy's ufuncs do).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from ntklib._arrays import scalar_or_array
+    >>> type(scalar_or_array(0.5, torch.tensor(1.0, dtype=torch.float64))).__name__
+    'float64'
+    >>> scalar_or_array(np.zeros(2), torch.ones(2)).tolist()
+    [1.0, 1.0]
+    >>> scalar_or_array(torch.zeros(2), torch.ones(2))
+    tensor([1., 1.])
+    """
+    if isinstance(template, torch.Tensor):
+        return t
+    out = t.detach().cpu().numpy()
+    return out[()] if out.ndim == 0 else out
+
+
+def check_choice(value, name: str, allowed):
+    """``value`` if it is one of ``allowed``, else a ValueError that lists the allowed values.
+
+    Parameters
+    ----------
+    value : object
+        The caller's argument.
+    name : str
+        The argument's name, for the message.
+    allowed : sequence
+        The accepted values, in the order the message lists them.
+
+    Returns
+    -------
+    object
+        The entry of ``allowed`` equal to ``value`` (a ``numpy.str_`` comes back as the plain str).
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not among ``allowed`` (compared with ``==``, a bool never equal to an int; an
+        array or an oddly typed value is refused the same way, never with an error of the comparison).
+
+    Examples
+    --------
+    >>> from ntklib._arrays import check_choice
+    >>> check_choice("gap", "pooling", ("gap", "vanilla"))
+    'gap'
+    >>> check_choice("max", "pooling", ("gap", "vanilla"))
+    Traceback (most recent call last):
+    ...
+    ValueError: pooling must be one of 'gap', 'vanilla'; got 'max'
+    """
+    allowed = tuple(allowed)
+    for a in allowed:
+        try:
+            same = isinstance(value, bool) == isinstance(a, bool) and bool(value == a)
+        except (TypeError, ValueError):  # an array compares elementwise: it is no choice
+            same = False
+        if same:
+            return a
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def check_same_features(x, y, names=("X", "Y")):
+    """Refuse two batches whose samples differ in shape (the number of features for matrices).
+
+    Parameters
+    ----------
+    x, y : torch.Tensor or numpy.ndarray
+        Batches with the samples on the first axis: (n, d) points or (n, C, H, W) images.
+    names : (str, str), default ("X", "Y")
+        The arguments' names, for the message.
+
+    Raises
+    ------
+    ValueError
+        If ``x.shape[1:] != y.shape[1:]``; for matrices the message gives the two numbers of features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ntklib._arrays import check_same_features
+    >>> check_same_features(np.ones((2, 3)), np.ones((5, 3)))
+    >>> check_same_features(np.ones((2, 3)), np.ones((5, 4)))
+    Traceback (most recent call last):
+    ...
+    ValueError: X and Y must have the same number of features; got X with 3 and Y with 4
+    """
+    a, b = tuple(x.shape[1:]), tuple(y.shape[1:])
+    if a == b:
+        return
+    nx, ny = names
+    if len(a) == 1 and len(b) == 1:
+        raise ValueError(f"{nx} and {ny} must have the same number of features; got {nx} with {a[0]} and {ny} with {b[0]}")
+    raise ValueError(f"{nx} and {ny} must hold samples of the same shape; got {nx} with {a} and {ny} with {b}")
+
+
+#: Relative tolerance of :func:`check_gram`: a Gram matrix counts as symmetric when
+#: ``max|K - K^T| <= GRAM_RTOL * max|K|``, and as positive semidefinite when its smallest eigenvalue
+#: is ``>= -GRAM_RTOL * max|K|``. About 5e5 float64 ulps: far above the round-off of any float64
+#: computation of a kernel, far below a real asymmetry. A Gram matrix computed in float32 without
+#: mirroring may fail it: symmetrize it, ``(K + K.T) / 2``, before handing it over.
+GRAM_RTOL = 1e-10
+
+
+def check_gram(K, name: str = "K", *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A square, finite, symmetric Gram matrix as a tensor, symmetrized exactly.
+
+    Parameters
+    ----------
+    K : (n, n) array_like or torch.Tensor
+        The Gram matrix.
+    name : str, default "K"
+        The argument's name, for the messages.
+    dtype : torch.dtype, default torch.float64
+        The dtype of the result.
+    device : torch.device, optional
+        Where the result lives; default the device of ``K`` (the CPU for numpy input).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K + K^T) / 2`` of shape (n, n).
+
+    Raises
+    ------
+    TypeError
+        If ``K`` is not a real numeric array.
+    ValueError
+        If ``K`` is not square, contains NaN or inf, or ``max|K - K^T| > GRAM_RTOL * max|K|``
+        (:data:`GRAM_RTOL` = 1e-10; the message gives the asymmetry).
+
+    See Also
+    --------
+    GRAM_RTOL : The one tolerance, also the one for positive semidefiniteness.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ntklib._arrays import check_gram
+    >>> check_gram(np.eye(2), "K_train").tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    >>> check_gram(np.array([[1.0, 0.5], [0.4, 1.0]]), "K_train")
+    Traceback (most recent call last):
+    ...
+    ValueError: K_train must be symmetric: max |K - K^T| = 0.1 exceeds 1e-10 * max |K|
+    """
+    t = to_tensor(K, name, dtype=dtype, device=device)
+    if t.ndim != 2 or t.shape[0] != t.shape[1]:
+        raise ValueError(f"{name} must be a square (n, n) matrix; got shape {tuple(t.shape)}")
+    if t.numel():
+        asym = float((t - t.T).abs().max())
+        if asym > GRAM_RTOL * float(t.abs().max()):
+            raise ValueError(f"{name} must be symmetric: max |K - K^T| = {asym:.3g} exceeds {GRAM_RTOL:g} * max |K|")
+    return (t + t.T) / 2

@@ -1,9 +1,14 @@
 r"""Classic radial kernels :math:`k(x, y) = \phi(|x - y|)`, to set the network kernels against.
 
-Each kernel is a small object in the style of scikit-learn's kernels: ``K = kernel(X, Y=None)`` gives
-the Gram matrix, ``kernel.profile(r)`` the function of the distance, and ``kernel.kappa(u)`` the
-dot-product form on the unit sphere, where :math:`|x - y| = \sqrt{2(1 - u)}`. That last form is what
-:func:`~ntklib.spectra.sphere_eigenvalues` takes. The repr reads back as code.
+Each kernel is a small object with the library's kernel contract, in the style of scikit-learn's
+kernels: ``K = kernel(X, Y=None)`` gives the Gram matrix, ``kernel.diag(X)`` its diagonal in
+:math:`O(n)`, ``kernel.profile(r)`` the function of the distance, and ``kernel.kappa(u)`` the
+dot-product form on the unit sphere, where :math:`|x - y| = \sqrt{2(1 - u)}`; ``kernel.kappa_mp(u)``
+is the same at mpmath's current precision. The sphere forms are what
+:func:`~ntklib.sphere_eigenvalues` takes. Numpy in gives numpy out, a tensor gives a tensor on its
+device. The repr reads back as code, and two kernels with the same parameters are equal (and hash
+alike). Each profile is written once over a small math namespace, so the float64 (torch) and the
+mpmath values come from the same formula.
 
 On the sphere a profile that is smooth for :math:`r > 0` and whose first non-smooth term at
 :math:`r = 0` is :math:`r^{2\nu}` (:math:`\nu` not an integer) has eigenvalues
@@ -18,48 +23,227 @@ from __future__ import annotations
 import math
 import numbers
 
+import mpmath
 import torch
 
-from ._arrays import as_points, check_variance, resolve_dtype, returns_like, to_tensor
+from ._arrays import (as_points, check_same_features, check_variance, resolve_dtype, returns_like,
+                      scalar_or_array, to_tensor)
 
 __all__ = ["Laplace", "Gaussian", "Matern", "ExpPower"]
 
 
-class _Radial:
-    """Shared machinery: Gram matrices and sphere forms from ``profile(r)``."""
+class _TorchMath:
+    """The operations a profile needs, on torch tensors (constants stay Python floats)."""
 
-    def __call__(self, X, Y=None):
-        """Gram matrix :math:`\\phi(|x_i - y_j|)` (numpy in, numpy out; tensors stay tensors)."""
-        x = as_points(X, "X", dtype=resolve_dtype(None))
+    exp = staticmethod(torch.exp)
+    sqrt = staticmethod(math.sqrt)
+    const = staticmethod(float)
+
+
+class _MpMath:
+    """The same operations on mpmath numbers, at mpmath's current precision."""
+
+    exp = staticmethod(mpmath.exp)
+    sqrt = staticmethod(mpmath.sqrt)
+    const = staticmethod(mpmath.mpf)
+
+
+class _Radial:
+    """Shared machinery: Gram matrices, diagonals and sphere forms from ``_profile(r, m)``."""
+
+    _param_names = ("scale",)
+
+    def __init__(self, scale=1.0):
+        self.scale = check_variance(scale, "scale", positive=True)
+
+    def __call__(self, X, Y=None, *, dtype=None):
+        r"""The Gram matrix :math:`\phi(|x_i - y_j|)`.
+
+        Parameters
+        ----------
+        X : (n, d) array_like or torch.Tensor
+            Points, one per row.
+        Y : (m, d) array_like or torch.Tensor, optional
+            Second set of points; ``None`` means ``X`` (the result is then exactly symmetric).
+        dtype : torch or numpy dtype, optional
+            The dtype the kernel is computed and returned in: float64 (default) or float32.
+
+        Returns
+        -------
+        (n, m) numpy.ndarray or torch.Tensor
+            The Gram matrix, float64 unless ``dtype`` says otherwise: numpy for numpy input; a tensor on the device of ``X`` if ``X`` is a tensor.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` or ``Y`` is not 2-D, has NaN or inf, or the two differ in their number of features.
+        TypeError
+            If ``dtype`` is not float64 or float32, or the input is not a real numeric array.
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> X = np.array([[0.0, 0.0], [3.0, 4.0]])
+        >>> nk.Laplace(scale=5.0)(X).round(4).tolist()
+        [[1.0, 0.3679], [0.3679, 1.0]]
+        """
+        x = as_points(X, "X", dtype=resolve_dtype(dtype))
         y = x if Y is None else as_points(Y, "Y", dtype=x.dtype, device=x.device)
-        if y.shape[1] != x.shape[1]:
-            raise ValueError(f"X and Y must have the same number of features; got {x.shape[1]} and {y.shape[1]}")
+        check_same_features(x, y)
+        # the distance of the differences (no |x|^2 + |y|^2 - 2 x.y cancellation): exactly symmetric,
+        # exactly 0 on the diagonal
         r = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
-        return returns_like(X, self._profile(r))
+        return returns_like(X, self._profile(r, _TorchMath))
+
+    def diag(self, X, *, dtype=None):
+        r"""The diagonal :math:`k(x_i, x_i) = \phi(0)` of ``self(X)``, without the matrix (:math:`O(n)`).
+
+        Parameters
+        ----------
+        X : (n, d) array_like or torch.Tensor
+            Points, one per row.
+        dtype : torch or numpy dtype, optional
+            The dtype of the result: float64 (default) or float32.
+
+        Returns
+        -------
+        (n,) numpy.ndarray or torch.Tensor
+            Of the kind (and device) of ``X``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not 2-D or has NaN or inf.
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> nk.Matern(nu=2.5).diag(np.ones((3, 2))).tolist()
+        [1.0, 1.0, 1.0]
+        """
+        x = as_points(X, "X", dtype=resolve_dtype(dtype))
+        return returns_like(X, self._profile(x.new_zeros(x.shape[0]), _TorchMath))
 
     def profile(self, r):
-        """:math:`\\phi(r)` for distances ``r >= 0`` (numpy array or scalar)."""
+        r""":math:`\phi(r)`, the kernel as a function of the distance.
+
+        Parameters
+        ----------
+        r : array_like or torch.Tensor
+            Distances :math:`\ge 0`.
+
+        Returns
+        -------
+        numpy scalar, numpy.ndarray or torch.Tensor
+            The values, float64, of the shape and kind of ``r`` (a tensor on its device for a tensor).
+
+        Raises
+        ------
+        ValueError
+            If some ``r`` is negative, NaN or inf.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> float(nk.Gaussian(scale=1.0).profile(2.0))   # e^-2
+        0.1353352832366127
+        """
         t = to_tensor(r, "r", dtype=torch.float64)
         if t.numel() and bool((t < 0).any()):
             raise ValueError("distances r must be >= 0")
-        out = self._profile(t).numpy()
-        return out[()] if out.ndim == 0 else out
+        return scalar_or_array(r, self._profile(t, _TorchMath))
 
     def kappa(self, u):
-        """The kernel of two unit vectors with :math:`x\\cdot y = u`: :math:`\\phi(\\sqrt{2(1-u)})`."""
+        r"""The kernel of two unit vectors with :math:`x\cdot y = u`: :math:`\phi(\sqrt{2(1-u)})`.
+
+        Parameters
+        ----------
+        u : array_like or torch.Tensor
+            Cosines in :math:`[-1, 1]`.
+
+        Returns
+        -------
+        numpy scalar, numpy.ndarray or torch.Tensor
+            The values, float64, of the shape and kind of ``u``.
+
+        Raises
+        ------
+        ValueError
+            If some ``u`` lies outside :math:`[-1, 1]` or is NaN.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> float(nk.Laplace().kappa(-1.0))         # |x - y| = 2
+        0.1353352832366127
+        """
         t = to_tensor(u, "u", dtype=torch.float64)
         if t.numel() and bool((t.abs() > 1).any()):
-            raise ValueError("u must lie in [-1, 1]")
-        out = self._profile(torch.sqrt(2 * (1 - t))).numpy()
-        return out[()] if out.ndim == 0 else out
+            raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
+        return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)), _TorchMath))
+
+    def kappa_mp(self, u):
+        r""":meth:`kappa` at one point, in mpmath at its current precision (``mpmath.mp.dps``).
+
+        Parameters
+        ----------
+        u : mpmath.mpf, float or int
+            A cosine in :math:`[-1, 1]`.
+
+        Returns
+        -------
+        mpmath.mpf
+            The value at the current mpmath precision.
+
+        Raises
+        ------
+        TypeError
+            If ``u`` is not a real number.
+        ValueError
+            If ``u`` lies outside :math:`[-1, 1]` or is NaN.
+
+        Examples
+        --------
+        >>> import mpmath, ntklib as nk
+        >>> with mpmath.workdps(30):
+        ...     print(nk.Laplace().kappa_mp(mpmath.mpf(-1)))
+        0.135335283236612691893999494972
+        """
+        if isinstance(u, bool) or not isinstance(u, (numbers.Real, mpmath.mpf)):
+            raise TypeError(f"u must be a real number (an mpmath.mpf, float or int); got {u!r}")
+        u = mpmath.mpf(u)
+        if not -1 <= u <= 1:
+            raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
+        return self._profile(mpmath.sqrt(2 * (1 - u)), _MpMath)
+
+    def _params(self):
+        return {name: getattr(self, name) for name in self._param_names}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
 
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._params() == other._params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, *self._params().items()))
+
 
 class Laplace(_Radial):
-    r"""Laplace (exponential) kernel :math:`e^{-|x-y|/\ell}` (``scale`` :math:`= \ell`).
+    r"""Laplace (exponential) kernel :math:`k(x, y) = e^{-|x-y|/\ell}`.
+
+    Parameters
+    ----------
+    scale : float, default 1.0
+        The length scale :math:`\ell > 0`.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a finite number > 0.
 
     Examples
     --------
@@ -70,32 +254,40 @@ class Laplace(_Radial):
     0.36787944117144233
     """
 
-    def __init__(self, scale=1.0):
-        self.scale = check_variance(scale, "scale", positive=True)
-
-    def _params(self):
-        return {"scale": self.scale}
-
-    def _profile(self, r):
-        return torch.exp(-r / self.scale)
+    def _profile(self, r, m):
+        return m.exp(-r / m.const(self.scale))
 
 
 class Gaussian(_Radial):
-    r"""Gaussian kernel :math:`e^{-|x-y|^2/(2\ell^2)}`. On the circle its eigenvalues are
-    :math:`e^{-1/\ell^2} I_j(1/\ell^2)` (modified Bessel functions)."""
+    r"""Gaussian kernel :math:`k(x, y) = e^{-|x-y|^2/(2\ell^2)}`.
 
-    def __init__(self, scale=1.0):
-        self.scale = check_variance(scale, "scale", positive=True)
+    On the circle its eigenvalues are :math:`e^{-1/\ell^2} I_j(1/\ell^2)` (modified Bessel functions),
+    faster than any power.
 
-    def _params(self):
-        return {"scale": self.scale}
+    Parameters
+    ----------
+    scale : float, default 1.0
+        The length scale :math:`\ell > 0`.
 
-    def _profile(self, r):
-        return torch.exp(-(r * r) / (2 * self.scale**2))
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a finite number > 0.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> g = nk.Gaussian(scale=0.5)
+    >>> bool(np.isclose(g.profile(1.0), np.exp(-2.0)))
+    True
+    """
+
+    def _profile(self, r, m):
+        return m.exp(-(r * r) / (2 * m.const(self.scale) ** 2))
 
 
 class Matern(_Radial):
-    r"""Matérn kernel of half-integer smoothness :math:`\nu = p + 1/2`:
+    r"""Matérn kernel of half-integer smoothness :math:`\nu = p + 1/2`.
 
     .. math::
 
@@ -104,6 +296,18 @@ class Matern(_Radial):
 
     (Rasmussen & Williams 2006, eq. 4.16); :math:`\nu = 1/2` is the Laplace kernel. Its eigenvalues on
     the circle decay as :math:`j^{-(2\nu + 1)}`.
+
+    Parameters
+    ----------
+    nu : float, default 1.5
+        The smoothness, a half-integer 1/2, 3/2, 5/2, ...
+    scale : float, default 1.0
+        The length scale :math:`\ell > 0`.
+
+    Raises
+    ------
+    ValueError
+        If ``nu`` is not a half-integer >= 1/2 or ``scale`` not a finite number > 0.
 
     Examples
     --------
@@ -114,42 +318,58 @@ class Matern(_Radial):
     True
     """
 
+    _param_names = ("nu", "scale")
+
     def __init__(self, nu=1.5, scale=1.0):
         p = float(nu) - 0.5 if isinstance(nu, numbers.Real) and not isinstance(nu, bool) else -1.0
         if p < 0 or p != int(p):
             raise ValueError(f"nu must be a half-integer 1/2, 3/2, 5/2, ...; got {nu!r}")
-        self.nu, self.scale, self._p = float(nu), check_variance(scale, "scale", positive=True), int(p)
+        super().__init__(scale)
+        self.nu, self._p = float(nu), int(p)
 
-    def _params(self):
-        return {"nu": self.nu, "scale": self.scale}
-
-    def _profile(self, r):
+    def _profile(self, r, m):
         p = self._p
-        z = math.sqrt(2 * self.nu) * r / self.scale
-        poly = sum(
-            math.factorial(p + i) / (math.factorial(i) * math.factorial(p - i)) * (2 * z) ** (p - i)
-            for i in range(p + 1)
-        )
-        return torch.exp(-z) * poly * (math.factorial(p) / math.factorial(2 * p))
+        z = m.sqrt(2 * p + 1) * r / m.const(self.scale)
+        # integer coefficients (p+i)!/(i!(p-i)!) and the integer (2p)!/p!: exact in both namespaces
+        poly = sum(math.factorial(p + i) // (math.factorial(i) * math.factorial(p - i)) * (2 * z) ** (p - i)
+                   for i in range(p + 1))
+        return m.exp(-z) * poly / (math.factorial(2 * p) // math.factorial(p))
 
 
 class ExpPower(_Radial):
-    r"""Exponential-power (generalized Laplace) kernel :math:`e^{-(|x-y|/\ell)^\gamma}`, :math:`0 < \gamma \le 2`.
+    r"""Exponential-power (generalized Laplace) kernel :math:`k(x, y) = e^{-(|x-y|/\ell)^\gamma}`.
 
     Positive definite in every dimension exactly for :math:`0 < \gamma \le 2`; :math:`\gamma = 1` is
     Laplace and :math:`\gamma = 2` a Gaussian. On :math:`S^{d-1}` its eigenvalues decay as
     :math:`k^{-d-\gamma+1}` for :math:`\gamma < 2`, so a smaller :math:`\gamma` means a larger RKHS.
+
+    Parameters
+    ----------
+    gamma : float, default 1.0
+        The exponent :math:`\gamma \in (0, 2]`.
+    scale : float, default 1.0
+        The length scale :math:`\ell > 0`.
+
+    Raises
+    ------
+    ValueError
+        If ``gamma`` is outside :math:`(0, 2]` or ``scale`` is not a finite number > 0.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> bool(np.isclose(nk.ExpPower(gamma=0.5).profile(4.0), np.exp(-2.0)))
+    True
     """
+
+    _param_names = ("gamma", "scale")
 
     def __init__(self, gamma=1.0, scale=1.0):
         gamma = check_variance(gamma, "gamma", positive=True)
         if gamma > 2:
             raise ValueError(f"gamma must be in (0, 2] (exp(-r^gamma) is not positive definite beyond 2); got {gamma}")
-        self.gamma, self.scale = gamma, check_variance(scale, "scale", positive=True)
+        super().__init__(scale)
+        self.gamma = gamma
 
-    def _params(self):
-        return {"gamma": self.gamma, "scale": self.scale}
-
-    def _profile(self, r):
-        return torch.exp(-((r / self.scale) ** self.gamma))
-
+    def _profile(self, r, m):
+        return m.exp(-((r / m.const(self.scale)) ** m.const(self.gamma)))

@@ -1,15 +1,46 @@
-"""Inputs for the chapters: points on spheres and circles (generated, seeded, offline)."""
+"""Inputs for the chapters: points on spheres and circles (generated, seeded, offline), images.
+
+Everything here is numpy in, numpy out (float64 points; uint8 or float64 images): these are the
+arrays a chapter starts from, before any kernel.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import check_int
+from ._arrays import check_int, check_same_features, check_variance
 
 __all__ = ["sphere", "circle", "digits", "load_cifar10", "standardize", "zca_whiten"]
 
 
+def _check_seed(seed):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return check_int(seed, "seed", 0, "or a numpy.random.Generator")
+
+
 def sphere(n, d, *, seed):
     """``n`` points drawn uniformly on the unit sphere S^(d-1) in R^d (normalized Gaussians).
+
+    Parameters
+    ----------
+    n : int
+        The number of points, >= 1.
+    d : int
+        The dimension of the ambient space, >= 2 (the sphere S^(d-1)).
+    seed : int or numpy.random.Generator
+        The seed (>= 0) of the points, or a generator to draw them from.
+
+    Returns
+    -------
+    (n, d) numpy.ndarray
+        The points, float64, each row of norm 1 (up to round-off).
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``d`` or ``seed`` is not an int (``seed`` may also be a generator).
+    ValueError
+        If ``n < 1``, ``d < 2`` or ``seed < 0``.
 
     Examples
     --------
@@ -19,16 +50,35 @@ def sphere(n, d, *, seed):
     ((5, 3), True)
     """
     n, d = check_int(n, "n", 1), check_int(d, "d", 2)
-    g = np.random.default_rng(seed).standard_normal((n, d))
+    g = np.random.default_rng(_check_seed(seed)).standard_normal((n, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
 def circle(n):
-    """``n`` equispaced points on the unit circle, angles ``2 pi j / n`` (``endpoint=False``: the point
-    at angle 2 pi would repeat the one at 0). Returns ``(X, angles)`` with ``X`` of shape (n, 2).
+    """``n`` equispaced points on the unit circle, at the angles ``2 pi j / n``.
 
-    Their Gram matrix under a dot-product kernel is circulant, with eigenvalues ``n`` times the
-    aliased sums of the circle's eigenvalues (:func:`ntklib.spectra.aliased_eigenvalues`).
+    The angles stop short of 2 pi (``endpoint=False``: that point would repeat the one at 0). Their
+    Gram matrix under a dot-product kernel is circulant, with eigenvalues ``n`` times the aliased
+    sums of the circle's eigenvalues (:func:`ntklib.aliased_eigenvalues`).
+
+    Parameters
+    ----------
+    n : int
+        The number of points, >= 1.
+
+    Returns
+    -------
+    X : (n, 2) numpy.ndarray
+        The points ``(cos a, sin a)``.
+    angles : (n,) numpy.ndarray
+        Their angles ``a`` in [0, 2 pi).
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int.
+    ValueError
+        If ``n < 1``.
 
     Examples
     --------
@@ -46,10 +96,26 @@ def circle(n):
 # images
 # ------------------------------------------------------------------------------------------------
 def digits():
-    """scikit-learn's bundled handwritten digits (offline): ``(images, labels)``.
+    """The handwritten digits bundled with scikit-learn (offline).
 
-    ``images`` has shape (1797, 1, 8, 8), float64 in [0, 1] (the 0..16 grey levels divided by 16);
-    ``labels`` are ints 0..9.
+    Returns
+    -------
+    images : (1797, 1, 8, 8) numpy.ndarray
+        Grey levels, float64 in [0, 1] (the 0..16 grey levels divided by 16), channels first.
+    labels : (1797,) numpy.ndarray
+        The digits 0..9, int64.
+
+    Raises
+    ------
+    ImportError
+        If scikit-learn (the ``data`` extra) is not installed.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> images, labels = nk.data.digits()
+    >>> images.shape, float(images.max()), sorted(set(labels.tolist())) == list(range(10))
+    ((1797, 1, 8, 8), 1.0, True)
     """
     from sklearn.datasets import load_digits
 
@@ -78,19 +144,31 @@ def load_cifar10(path=None, *, cache_dir=None, download=False):
 
     Returns
     -------
-    (x_train, y_train, x_test, y_test)
-        uint8 images (50000, 3, 32, 32) and (10000, 3, 32, 32), int64 labels.
+    tuple of numpy.ndarray
+        ``(x_train, y_train, x_test, y_test)``: uint8 images (50000, 3, 32, 32) and (10000, 3, 32, 32), int64 labels.
 
     Raises
     ------
     FileNotFoundError
         If the data is not found and ``download`` is False (the message says where it looked).
+    TypeError
+        If ``download`` is not a bool.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.data.load_cifar10("/nonexistent")        # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: CIFAR-10 not found in /nonexistent (looked for cifar-10-batches-py/ ...
     """
     import os
     import pickle
     import tarfile
     from pathlib import Path
 
+    if not isinstance(download, (bool, np.bool_)):
+        raise TypeError(f"download must be True or False; got {download!r}")
     cache = Path(cache_dir or os.environ.get("NTK_DATA", Path.home() / ".cache" / "ntklib"))
     root = Path(path) if path is not None else cache
     candidates = [root, root / _CIFAR_DIR, root / "cifar-10-python.tar.gz"]
@@ -128,9 +206,53 @@ def load_cifar10(path=None, *, cache_dir=None, download=False):
     return train[0], train[1], test[0], test[1]
 
 
+def _images(a, name):
+    """Images as float64: uint8 pixels divided by 255, anything else as it is."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    a = a / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
+def _fitted_on(train, others, min_ndim, what):
+    """``train`` and ``others`` as float64 images, each of ``train``'s per-sample shape."""
+    train = _images(train, "train")
+    if train.ndim < min_ndim:
+        raise ValueError(f"train must have shape {what}; got {train.shape}")
+    others = [_images(a, f"others[{i}]") for i, a in enumerate(others)]
+    for i, a in enumerate(others):
+        check_same_features(train, a, names=("train", f"others[{i}]"))
+    return train, others
+
+
 def standardize(train, *others):
-    """Arora et al.'s preprocessing: pixels / 255 (for uint8), then per-channel standardization with
-    the *training* set's mean and standard deviation. Returns the transformed arrays in order.
+    """Arora et al.'s preprocessing: per-channel standardization with the training set's statistics.
+
+    Pixels of uint8 images are divided by 255 first; then every array gets the per-channel mean and
+    standard deviation of ``train`` removed (a channel with no spread keeps its scale).
+
+    Parameters
+    ----------
+    train : (n, channels, height, width) array_like
+        The images the statistics come from.
+    *others : (m, channels, height, width) array_like
+        Further images (test sets) transformed with the same statistics.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The transformed ``train`` and ``others``, in order, float64, shapes kept.
+
+    Raises
+    ------
+    ValueError
+        If ``train`` is not 4-D, an array contains NaN or inf, or an array of ``others`` has another
+        image shape.
+    TypeError
+        If an array is not numeric.
 
     Examples
     --------
@@ -144,30 +266,76 @@ def standardize(train, *others):
     >>> bool(np.allclose(s.std(axis=per_channel), 1))
     True
     """
-    def scale(a):
-        a = np.asarray(a)
-        return a / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
-
-    train = scale(train)
+    train, others = _fitted_on(train, others, 4, "(n, channels, height, width)")
     if train.ndim != 4:
-        raise ValueError(f"images must have shape (n, channels, height, width); got {train.shape}")
+        raise ValueError(f"train must have shape (n, channels, height, width); got {train.shape}")
     mean = train.mean(axis=(0, 2, 3), keepdims=True)
     std = train.std(axis=(0, 2, 3), keepdims=True)
     std = np.where(std > 0, std, 1.0)
-    return tuple((scale(a) - mean) / std for a in (train, *others))
+    return tuple((a - mean) / std for a in (train, *others))
 
 
 def zca_whiten(train, *others, eps=0.1):
-    """ZCA whitening fitted on ``train`` (images flattened; regularized by ``eps`` times the mean
-    eigenvalue): :math:`x \\mapsto U(\\Lambda + \\epsilon\\bar\\lambda I)^{-1/2}U^\\top (x - \\bar x)`.
-    Returns the transformed arrays, same shapes."""
-    train = np.asarray(train, dtype=np.float64)
+    r"""ZCA whitening fitted on ``train``, regularized by ``eps`` times the mean eigenvalue.
+
+    With :math:`\bar x` the mean and :math:`U\Lambda U^\top` the covariance of the flattened
+    training samples, every sample becomes
+
+    .. math::
+
+        x \mapsto U(\Lambda + \epsilon\bar\lambda I)^{-1/2}U^\top (x - \bar x),
+
+    :math:`\bar\lambda` the mean eigenvalue. The map is symmetric, the whitening closest to the
+    identity ("zero-phase"), so whitened images still look like images (Bell & Sejnowski 1997;
+    Coates et al. 2011 analyse its effect on image features).
+
+    Parameters
+    ----------
+    train : (n, ...) array_like
+        The samples the statistics come from (images are flattened: (n, C, H, W) works), n >= 2.
+        uint8 pixels are divided by 255 first.
+    *others : (m, ...) array_like
+        Further samples (test sets) transformed with the same map.
+    eps : float, default 0.1
+        The regularization :math:`\epsilon > 0`, relative to the mean eigenvalue. A small ``eps``
+        whitens fully (the whitened covariance tends to the identity on the data's span); a large
+        one barely changes the data beyond centring.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The transformed ``train`` and ``others``, in order, float64, shapes kept. The covariance of
+        the whitened ``train`` has the eigenvalues :math:`\lambda_i / (\lambda_i + \epsilon\bar\lambda)`.
+
+    Raises
+    ------
+    ValueError
+        If ``train`` has fewer than 2 samples or dimensions, an array contains NaN or inf, an array of
+        ``others`` has another sample shape, ``eps`` is not > 0, or ``train`` is constant.
+    TypeError
+        If an array is not numeric or ``eps`` not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> x = np.random.default_rng(0).standard_normal((2000, 3)) @ np.diag([1.0, 2.0, 5.0])
+    >>> w, = nk.data.zca_whiten(x, eps=1e-8)
+    >>> bool(np.allclose(np.cov(w, rowvar=False), np.eye(3), atol=1e-6))
+    True
+    >>> w.shape
+    (2000, 3)
+    """
+    eps = check_variance(eps, "eps", positive=True)
+    train, others = _fitted_on(train, others, 2, "(n_samples, ...) with at least 2 dimensions")
+    if len(train) < 2:
+        raise ValueError(f"train must hold at least 2 samples to have a covariance; got {len(train)}")
     shape = train.shape[1:]
     flat = train.reshape(len(train), -1)
     mean = flat.mean(axis=0)
-    cov = np.cov(flat - mean, rowvar=False)
+    cov = np.cov(flat - mean, rowvar=False).reshape(flat.shape[1], flat.shape[1])
     lam, U = np.linalg.eigh(cov)
     lam = np.clip(lam, 0, None)
+    if not lam.mean() > 0:
+        raise ValueError("train is constant: it has no covariance to whiten")
     W = (U / np.sqrt(lam + eps * lam.mean())) @ U.T
-    return tuple(((np.asarray(a, dtype=np.float64).reshape(len(a), -1) - mean) @ W).reshape(-1, *shape)
-                 for a in (train, *others))
+    return tuple(((a.reshape(len(a), -1) - mean) @ W).reshape(-1, *shape) for a in (train, *others))

@@ -7,13 +7,18 @@ factorization. Gradient flow on :math:`\tfrac12\|f(X) - y\|^2` in the kernel reg
 (Jacot et al. 2018; Arora et al. 2019, Thm 3.2). The residual along the eigenvector with eigenvalue
 :math:`\lambda_i` decays like :math:`e^{-\lambda_i t}`, so :math:`\lambda_{\min}` sets the time to
 converge.
+
+**Kinds.** The kind of ``K_train`` decides the kind of the result: a torch tensor gives a float64
+tensor on its device (``y`` and ``K_test`` are moved there, whatever their kind); anything else gives
+a numpy array. The solves run in float64 torch (LAPACK on the CPU, the GPU's solver on a GPU).
 """
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
-from scipy import linalg
+import torch
+
+from ._arrays import GRAM_RTOL, check_gram, check_variance, returns_like, to_tensor
 
 __all__ = ["kernel_regression", "gradient_flow", "IllConditionedWarning"]
 
@@ -25,34 +30,29 @@ class IllConditionedWarning(RuntimeWarning):
     """The kernel matrix is so ill-conditioned that the solution may have lost most of its digits."""
 
 
-def _check_gram(K, name="K_train"):
-    K = np.asarray(K, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"{name} must be a square (n, n) matrix; got shape {K.shape}")
-    if not np.all(np.isfinite(K)):
-        raise ValueError(f"{name} contains NaN or inf")
-    scale = max(np.abs(K).max(), np.finfo(float).tiny)
-    if np.abs(K - K.T).max() > 1e-10 * scale:
-        raise ValueError(f"{name} must be symmetric; max |K - K^T| = {np.abs(K - K.T).max():.3g}")
-    return (K + K.T) / 2
-
-
-def _check_targets(y, n):
-    y = np.asarray(y, dtype=np.float64)
+def _check_inputs(K_train, y, K_test):
+    """K (symmetrized float64 tensor), y and K_test on its device, each checked, and the PSD floor."""
+    K = check_gram(K_train, "K_train")
+    n = K.shape[0]
+    y = to_tensor(y, "y", dtype=torch.float64, device=K.device)
     if y.ndim not in (1, 2) or y.shape[0] != n:
-        raise ValueError(f"y must have shape (n,) or (n, c) with n = {n}; got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or inf")
-    return y
+        raise ValueError(f"y must have shape (n,) or (n, c) with n = {n} training points; got {tuple(y.shape)}")
+    if K_test is not None:
+        K_test = to_tensor(K_test, "K_test", dtype=torch.float64, device=K.device)
+        if K_test.ndim != 2 or K_test.shape[1] != n:
+            raise ValueError(f"K_test must have shape (m, n) with n = {n} training points; got {tuple(K_test.shape)}")
+    floor = GRAM_RTOL * float(K.abs().max()) if K.numel() else 0.0
+    return K, y, K_test, floor
 
 
-def _check_cross(K_test, n):
-    K_test = np.asarray(K_test, dtype=np.float64)
-    if K_test.ndim != 2 or K_test.shape[1] != n:
-        raise ValueError(f"K_test must have shape (m, n) with n = {n} training points; got {K_test.shape}")
-    if not np.all(np.isfinite(K_test)):
-        raise ValueError("K_test contains NaN or inf")
-    return K_test
+def _not_psd(K, floor):
+    lam_min = float(torch.linalg.eigvalsh(K)[0])
+    return lam_min < -floor, lam_min
+
+
+def _psd_message(lam_min, floor):
+    return (f"K_train is not positive semidefinite (smallest eigenvalue {lam_min:.3g}, below "
+            f"-{GRAM_RTOL:g} * max|K| = {-floor:.3g}); a kernel matrix must be PSD")
 
 
 def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
@@ -60,24 +60,31 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
 
     Parameters
     ----------
-    K_train : (n, n) array
-        Symmetric positive (semi)definite Gram matrix of the training points.
-    y : (n,) or (n, c) array
+    K_train : (n, n) array_like or torch.Tensor
+        Symmetric positive (semi)definite Gram matrix of the training points (symmetric within
+        :data:`ntklib._arrays.GRAM_RTOL` = 1e-10 of its largest entry; it is then symmetrized).
+    y : (n,) or (n, c) array_like or torch.Tensor
         Targets (columns for several outputs, e.g. one-hot classes).
-    K_test : (m, n) array, optional
+    K_test : (m, n) array_like or torch.Tensor, optional
         Kernel between test and training points; ``None`` predicts on the training points.
     ridge : float, default 0
         :math:`\lambda \ge 0`.
 
     Returns
     -------
-    predictions : (m,) or (m, c) array
+    (m,) or (m, c) numpy.ndarray or torch.Tensor
+        The predictions, float64; a tensor on the device of ``K_train`` if ``K_train`` is a tensor, else numpy.
 
     Raises
     ------
     ValueError
-        Non-square, non-symmetric or non-finite ``K_train``; shape mismatches; or ``K_train + ridge I``
-        not positive definite (the message gives its smallest eigenvalue).
+        Non-square, non-symmetric or non-finite ``K_train``; ``K_train`` not positive semidefinite
+        (smallest eigenvalue below ``-1e-10 * max|K|``, whatever the ridge); shape mismatches
+        (the message names the argument); a negative ridge; or ``K_train + ridge I`` not positive
+        definite (a singular kernel matrix needs ``ridge > 0``; the message gives the smallest
+        eigenvalue).
+    TypeError
+        If an argument is not a real numeric array.
 
     Warns
     -----
@@ -93,26 +100,33 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
     >>> # ridgeless regression interpolates
     >>> np.allclose(nk.kernel_regression(K, y), y)
     True
+    >>> import torch
+    >>> nk.kernel_regression(torch.from_numpy(K), y).dtype      # a tensor in, a tensor out
+    torch.float64
     """
-    K = _check_gram(K_train)
+    K, y, K_test, floor = _check_inputs(K_train, y, K_test)
+    ridge = check_variance(ridge, "ridge", positive=False)
     n = K.shape[0]
-    y = _check_targets(y, n)
-    ridge = float(ridge)
-    if not np.isfinite(ridge) or ridge < 0:
-        raise ValueError(f"ridge must be a finite number >= 0; got {ridge}")
-    A = K + ridge * np.eye(n)
-    try:
-        chol = linalg.cho_factor(A, lower=True, check_finite=False)
-    except linalg.LinAlgError:
-        lam_min = np.linalg.eigvalsh(A)[0]
+    A = K + ridge * torch.eye(n, dtype=K.dtype, device=K.device)
+    L, info = torch.linalg.cholesky_ex(A)
+    if int(info):
+        bad, lam_min = _not_psd(K, floor)
+        if bad:
+            raise ValueError(_psd_message(lam_min, floor) + ", so K_train + ridge*I is not positive definite")
         raise ValueError(
-            f"K_train + ridge*I is not positive definite (smallest eigenvalue {lam_min:.3g}); "
-            "the kernel matrix must be PSD, and a singular one needs ridge > 0"
-        ) from None
-    diag = np.diag(chol[0])
-    # cheap condition estimate from the Cholesky factor, exact one only when that looks bad
-    if (diag.max() / diag.min()) ** 2 > COND_WARN / 1e3:
-        cond = np.linalg.cond(A)
+            f"K_train + ridge*I is not positive definite (smallest eigenvalue of K_train {lam_min:.3g}); "
+            "a singular kernel matrix needs ridge > 0"
+        )
+    if ridge > floor:
+        # a ridge can hide a negative eigenvalue of K_train: look for one (one more Cholesky)
+        if int(torch.linalg.cholesky_ex(K + floor * torch.eye(n, dtype=K.dtype, device=K.device))[1]):
+            bad, lam_min = _not_psd(K, floor)
+            if bad:
+                raise ValueError(_psd_message(lam_min, floor))
+    d = torch.diagonal(L)
+    # cheap condition estimate from the Cholesky factor, the exact one only when that looks bad
+    if n and float(d.max() / d.min()) ** 2 > COND_WARN / 1e3:
+        cond = float(torch.linalg.cond(A))
         if cond > COND_WARN:
             warnings.warn(
                 f"K_train + ridge*I is ill-conditioned (condition number {cond:.2e}): the solution may have "
@@ -120,9 +134,9 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
                 IllConditionedWarning,
                 stacklevel=2,
             )
-    alpha = linalg.cho_solve(chol, y, check_finite=False)
-    Kt = K if K_test is None else _check_cross(K_test, n)
-    return Kt @ alpha
+    alpha = torch.cholesky_solve(y.reshape(n, -1), L).reshape(y.shape)
+    Kt = K if K_test is None else K_test
+    return returns_like(K_train, Kt @ alpha)
 
 
 def gradient_flow(K_train, y, K_test=None, *, t):
@@ -130,41 +144,59 @@ def gradient_flow(K_train, y, K_test=None, *, t):
 
     :math:`f_t = k(x, X)\, V\,\mathrm{diag}\big((1 - e^{-\lambda_i t})/\lambda_i\big) V^\top y` with
     :math:`K = V\mathrm{diag}(\lambda)V^\top`, written with ``expm1`` so that :math:`\lambda_i \to 0`
-    gives :math:`t` (no division by zero).
+    gives :math:`t` (no division by zero): along a null direction of ``K_train`` the training
+    predictions stay 0 and a test prediction grows linearly in ``t``.
 
     Parameters
     ----------
-    K_train, y, K_test
-        As in :func:`kernel_regression`.
-    t : float or 1-D array of times >= 0
+    K_train : (n, n) array_like or torch.Tensor
+        Symmetric positive semidefinite Gram matrix of the training points, as in
+        :func:`kernel_regression`.
+    y : (n,) or (n, c) array_like or torch.Tensor
+        Targets.
+    K_test : (m, n) array_like or torch.Tensor, optional
+        Kernel between test and training points; ``None`` predicts on the training points.
+    t : float or 1-D array_like of float
+        Times :math:`\ge 0`.
 
     Returns
     -------
-    predictions : (m,) (or (m, c)) for a scalar ``t``; (len(t), m) (or (len(t), m, c)) for an array
+    numpy.ndarray or torch.Tensor
+        The predictions, of shape (m,) (or (m, c)) for a scalar ``t``; (len(t), m) (or (len(t), m, c)) for an array.
+        float64; a tensor on the device of ``K_train`` if ``K_train`` is a tensor, else numpy.
 
     Raises
     ------
     ValueError
-        ``K_train`` with an eigenvalue below ``-1e-10 * max`` (not PSD), or negative times.
+        As :func:`kernel_regression` for ``K_train``, ``y`` and ``K_test`` (eigenvalues of
+        ``K_train`` in :math:`[-10^{-10}\max|K|, 0)` are round-off and count as 0); negative or
+        non-finite times, or ``t`` of more than one dimension.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> X = nk.data.sphere(5, 3, seed=0)
+    >>> K, y = nk.ntk(X, depth=1), X[:, 0]
+    >>> f = nk.gradient_flow(K, y, t=[0.0, 1e9])
+    >>> f.shape, bool(np.allclose(f[0], 0)), bool(np.allclose(f[1], y))
+    ((2, 5), True, True)
     """
-    K = _check_gram(K_train)
-    n = K.shape[0]
-    y = _check_targets(y, n)
-    ts = np.atleast_1d(np.asarray(t, dtype=np.float64))
-    if ts.ndim != 1 or np.any(ts < 0) or not np.all(np.isfinite(ts)):
-        raise ValueError("t must be a time >= 0 or a 1-D array of them")
-    lam, V = np.linalg.eigh(K)
-    if lam[0] < -1e-10 * max(lam[-1], np.finfo(float).tiny):
-        raise ValueError(f"K_train is not positive semidefinite (smallest eigenvalue {lam[0]:.3g})")
-    lam = np.clip(lam, 0, None)
-    Kt = K if K_test is None else _check_cross(K_test, n)
+    K, y, K_test, floor = _check_inputs(K_train, y, K_test)
+    ts = to_tensor(t, "t", dtype=torch.float64, device=K.device)
+    if ts.ndim > 1 or bool((ts < 0).any()):
+        raise ValueError(f"t must be a time >= 0 or a 1-D array of them; got {t!r}")
+    lam, V = torch.linalg.eigh(K)
+    if K.numel() and float(lam[0]) < -floor:
+        raise ValueError(_psd_message(float(lam[0]), floor))
+    lam = lam.clamp_min(0)
+    Kt = K if K_test is None else K_test
     proj = V.T @ y                                 # (n,) or (n, c)
     left = Kt @ V                                  # (m, n)
+    pos = lam > 0
     out = []
-    for ti in ts:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gain = np.where(lam > 0, -np.expm1(-lam * ti) / np.where(lam > 0, lam, 1), ti)
+    for ti in ts.reshape(-1):
+        gain = torch.where(pos, -torch.expm1(-lam * ti) / torch.where(pos, lam, 1.0), ti)
         g = gain if proj.ndim == 1 else gain[:, None]
         out.append(left @ (g * proj))
-    out = np.stack(out)
-    return out[0] if np.ndim(t) == 0 else out
+    out = torch.stack(out) if out else left.new_zeros((0, *(left.shape[0], *proj.shape[1:])))
+    return returns_like(K_train, out[0] if ts.ndim == 0 else out)

@@ -1,8 +1,10 @@
 """Classic radial kernels, samplers and the Gram-spectrum tools of ntklib.spectra."""
 import math
 
+import mpmath
 import numpy as np
 import pytest
+import torch
 from scipy import special
 
 import ntklib as nk
@@ -12,18 +14,50 @@ KERNELS = [nk.Laplace(), nk.Laplace(scale=0.5), nk.Gaussian(scale=0.7), nk.Mater
 
 
 @pytest.mark.parametrize("kern", KERNELS, ids=repr)
-def test_contract(kern):
+def test_unit_diagonal_and_positive_definite(kern):
+    """phi(0) = 1, and distinct points give a positive definite matrix (tests/test_contract.py runs the rest)."""
     X = np.random.default_rng(0).standard_normal((30, 4))
     K = kern(X)
-    assert K.shape == (30, 30) and np.allclose(K, K.T) and np.allclose(np.diag(K), 1.0)
-    assert np.linalg.eigvalsh(K).min() > -1e-12
-    # the repr reads back as code
-    assert repr(eval("nk." + repr(kern))) == repr(kern)
-    # kappa on the sphere is the Gram matrix of unit vectors
-    S = nk.data.sphere(20, 3, seed=1)
-    U = np.clip(S @ S.T, -1, 1)
-    np.fill_diagonal(U, 1.0)  # a BLAS x.x is 1 - ulp, and sqrt(2 ulp) = 1.5e-8 would enter the Laplace kernel
-    np.testing.assert_allclose(kern(S), kern.kappa(U), rtol=1e-7, atol=1e-12)
+    assert np.all(np.diag(K) == 1.0) and np.all(kern.diag(X) == 1.0)
+    assert np.linalg.eigvalsh(K).min() > 0
+
+
+def test_equality_and_hash_follow_the_parameters():
+    assert nk.Laplace(2.0) == nk.Laplace(scale=2) and hash(nk.Laplace(2.0)) == hash(nk.Laplace(scale=2))
+    assert nk.Laplace() != nk.Laplace(scale=2.0)
+    assert nk.Laplace() != nk.Gaussian() and nk.Laplace() != nk.ExpPower(gamma=1.0)  # same values, other class
+    assert nk.Matern(nu=1.5) != nk.Matern(nu=2.5)
+    assert len({nk.Matern(nu=1.5), nk.Matern(nu=1.5, scale=1.0), nk.ExpPower(0.5)}) == 2
+
+
+def test_profile_and_kappa_keep_the_kind():
+    r = torch.tensor([0.0, 1.0], dtype=torch.float32)
+    out = nk.Matern(nu=0.5).profile(r)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), [1.0, math.exp(-1)], rtol=1e-15)
+    assert isinstance(nk.Laplace().kappa(0.0), np.floating)
+    assert isinstance(nk.Laplace().kappa(np.zeros(3)), np.ndarray)
+
+
+@pytest.mark.parametrize("kern", KERNELS, ids=repr)
+def test_kappa_mp_at_high_precision(kern):
+    """kappa_mp follows mpmath's precision: at 50 digits it is the exact formula, not float64."""
+    with mpmath.workdps(50):
+        u = mpmath.mpf(1) / 7
+        r = mpmath.sqrt(2 * (1 - u))
+        if isinstance(kern, nk.Matern):
+            z = mpmath.sqrt(2 * mpmath.mpf(kern.nu)) * r / kern.scale
+            p = int(kern.nu - 0.5)
+            exact = mpmath.exp(-z) * mpmath.factorial(p) / mpmath.factorial(2 * p) * mpmath.fsum(
+                mpmath.factorial(p + i) / (mpmath.factorial(i) * mpmath.factorial(p - i)) * (2 * z) ** (p - i)
+                for i in range(p + 1))
+        elif isinstance(kern, nk.Gaussian):
+            exact = mpmath.exp(-r**2 / (2 * mpmath.mpf(kern.scale) ** 2))
+        else:
+            gamma = getattr(kern, "gamma", 1.0)
+            exact = mpmath.exp(-(r / kern.scale) ** gamma)
+        assert abs(kern.kappa_mp(u) - exact) <= mpmath.mpf(10) ** -45 * abs(exact)
+        assert kern.kappa_mp(1) == 1
 
 
 def test_special_cases_agree():
@@ -42,6 +76,11 @@ def test_special_cases_agree():
     (lambda: nk.Laplace()(np.ones(3)), ValueError, "2-D"),
     (lambda: nk.Laplace().kappa(1.2), ValueError, "u must lie"),
     (lambda: nk.Laplace().profile(-1.0), ValueError, ">= 0"),
+    (lambda: nk.Laplace().kappa_mp(1.5), ValueError, "u must lie"),
+    (lambda: nk.Laplace().kappa_mp(mpmath.nan), ValueError, "u must lie"),
+    (lambda: nk.Laplace().kappa_mp("0.5"), TypeError, "u must be a real number"),
+    (lambda: nk.Laplace()(np.ones((2, 3)), np.ones((2, 4))), ValueError, "same number of features"),
+    (lambda: nk.Laplace()(np.ones((2, 3)), dtype="int64"), TypeError, "dtype must be"),
 ])
 def test_errors(call, err, match):
     with pytest.raises(err, match=match):
