@@ -12,8 +12,9 @@
   decay-exponent fits;
 * :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
 * :mod:`ntklib.data`: seeded points on spheres and circles;
-* :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
-  empirical NTK/NNGP;
+* :mod:`ntklib.networks`: finite networks (MLP, CNN) in the NTK, standard and mean-field
+  parameterizations;
+* :mod:`ntklib.empirical`: their empirical NTK/NNGP;
 * :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow;
 * :mod:`ntklib.progress`: progress bars drawn where a person watches (a notebook cell or a terminal),
   never into a published page.
@@ -39,9 +40,10 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, empirical, regression, spectra
+from . import classic, data, empirical, networks, regression, spectra
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
-from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
+from .networks import CNN, MLP
+from .empirical import EmpiricalNTK, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
@@ -93,6 +95,8 @@ __all__ = [
     "CNN",
     "empirical_ntk",
     "empirical_nngp",
+    "EmpiricalNTK",
+    "networks",
     "kernel_regression",
     "gradient_flow",
     "IllConditionedWarning",
