@@ -20,7 +20,7 @@ from torch import nn
 from ._arrays import as_points, check_int, returns_like, to_tensor
 from .networks import MLP
 
-__all__ = ["empirical_ntk", "empirical_nngp", "EmpiricalNTK"]
+__all__ = ["EmpiricalNTK", "empirical_nngp", "empirical_ntk"]
 
 _METHODS = ("auto", "structured", "jacobian")
 

@@ -40,7 +40,7 @@ from torch import nn
 from ._arrays import check_int, check_variance
 from .activations import get_activation
 
-__all__ = ["PARAMETERIZATIONS", "Dense", "MLP", "CNN"]
+__all__ = ["CNN", "MLP", "PARAMETERIZATIONS", "Dense"]
 
 #: The parameterizations of :class:`MLP` and :class:`CNN`.
 PARAMETERIZATIONS = ("ntk", "standard", "mean_field")

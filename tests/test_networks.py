@@ -112,8 +112,8 @@ def test_seed_reproduces_and_does_not_touch_global_state():
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(), dict(activation="erf", parameterization="mean_field", bias_var=(0.0, 0.5, 0.1)),
-    dict(output_scale=0.5, antisymmetric=True, dtype=torch.float32),
+    {}, {"activation": "erf", "parameterization": "mean_field", "bias_var": (0.0, 0.5, 0.1)},
+    {"output_scale": 0.5, "antisymmetric": True, "dtype": torch.float32},
 ])
 def test_mlp_repr_is_the_constructor_call(kwargs):
     net = MLP(5, 8, 2, seed=2, **kwargs)
