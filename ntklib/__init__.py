@@ -15,6 +15,8 @@
 * :mod:`ntklib.networks`: finite networks (MLP, CNN) in the NTK, standard and mean-field
   parameterizations;
 * :mod:`ntklib.empirical`: their empirical NTK/NNGP;
+* :mod:`ntklib.training`: full-batch GD, minibatch SGD and Adam with a history (loss, parameter
+  movement, kernel drift);
 * :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow;
 * :mod:`ntklib.progress`: progress bars drawn where a person watches (a notebook cell or a terminal),
   never into a published page.
@@ -40,10 +42,11 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, empirical, networks, regression, spectra
+from . import classic, data, empirical, networks, regression, spectra, training
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
 from .networks import CNN, MLP
 from .empirical import EmpiricalNTK, empirical_nngp, empirical_ntk
+from .training import History, train
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
@@ -97,6 +100,9 @@ __all__ = [
     "empirical_nngp",
     "EmpiricalNTK",
     "networks",
+    "train",
+    "History",
+    "training",
     "kernel_regression",
     "gradient_flow",
     "IllConditionedWarning",
