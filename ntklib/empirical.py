@@ -270,7 +270,20 @@ class EmpiricalNTK:
         self.model, self.method, self.chunk_size, self.output = model, method, chunk_size, output
 
     def __call__(self, X, Y=None):
-        """The Gram matrix ``empirical_ntk(self.model, X, Y, ...)``; see :func:`empirical_ntk`."""
+        """The Gram matrix of the model's current parameters.
+
+        Parameters
+        ----------
+        X : array_like or torch.Tensor, shape (n, d)
+            Inputs, as for :func:`empirical_ntk`.
+        Y : array_like or torch.Tensor, shape (m, d), optional
+            Second set of inputs; ``None`` means ``X``.
+
+        Returns
+        -------
+        ndarray or torch.Tensor, shape (n, m)
+            ``empirical_ntk(self.model, X, Y, method=..., chunk_size=..., output=...)``.
+        """
         return empirical_ntk(self.model, X, Y, method=self.method, chunk_size=self.chunk_size, output=self.output)
 
     def diag(self, X):

@@ -33,6 +33,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -126,7 +127,17 @@ class Dense(nn.Module):
         self.bias = nn.Parameter(b) if b is not None else None
 
     def forward(self, a):
-        """The layer's output :math:`s_W\\, a W^\\top + s_b\\, b` for a batch ``a`` of shape (n, d_in)."""
+        """The layer's output :math:`s_W\\, a W^\\top + s_b\\, b`.
+
+        Parameters
+        ----------
+        a : torch.Tensor, shape (n, d_in)
+            A batch of layer inputs.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, d_out)
+        """
         z = self.weight_scale * (a @ self.weight.T)
         if self.bias is not None:
             z = z + self.bias_scale * self.bias
@@ -135,7 +146,8 @@ class Dense(nn.Module):
 
 def _bias_vars(bias_var, depth):
     """bias_var as a tuple of depth + 1 variances (entry h: weight layer h + 1), and as given."""
-    if isinstance(bias_var, Sequence) and not isinstance(bias_var, str):
+    if not isinstance(bias_var, str) and np.ndim(bias_var) == 1:  # a sequence, array or tensor
+        bias_var = [float(b) for b in bias_var]
         if len(bias_var) != depth + 1:
             raise ValueError(
                 f"bias_var has {len(bias_var)} entries but depth={depth}; give a scalar or depth + 1 = "
@@ -251,7 +263,18 @@ class MLP(nn.Module):
         return layers[-1](h).squeeze(-1)
 
     def forward(self, x):
-        """Outputs f(x) for a batch x of shape (n, d_in): a tensor of shape (n,)."""
+        """The network's outputs.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n, d_in)
+            A batch of inputs, of the parameters' dtype.
+
+        Returns
+        -------
+        torch.Tensor, shape (n,)
+            :math:`f(x_i)` for each input.
+        """
         out = self._stack(self.layers, x)
         if self.twin is not None:
             out = (out - self._stack(self.twin, x)) / math.sqrt(2)
@@ -413,7 +436,18 @@ class CNN(nn.Module):
         self.readout = params[-1]
 
     def forward(self, x):
-        """Outputs for a batch of images (n, C, H, W): shape (n,), or (n, outputs)."""
+        """The network's outputs.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n, in_channels, H, W)
+            A batch of images, of the parameters' dtype.
+
+        Returns
+        -------
+        torch.Tensor, shape (n,) or (n, outputs)
+            One scalar per image, or ``outputs`` of them when ``outputs > 1``.
+        """
         q, standard = self.q, self.parameterization == "standard"
         z = F.conv2d(x, self.convs[0], padding=q // 2)
         if not standard:

@@ -57,6 +57,9 @@ def test_scalar_bias_is_the_same_bias_in_every_layer():
     with torch.no_grad():
         assert torch.equal(a(X), b(X))
     assert [layer.bias_scale for layer in b.layers] == [math.sqrt(0.3)] * 3
+    c = MLP(5, 7, 2, bias_var=np.array([0.3, 0.3, 0.3]), seed=1)  # an array is a sequence too
+    with torch.no_grad():
+        assert torch.equal(a(X), c(X))
 
 
 def test_per_layer_bias_zero_entry_means_no_bias_parameter():
