@@ -179,7 +179,8 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
     Returns
     -------
     K : ndarray or torch.Tensor, shape (n, m)
-        float64; a tensor on the model's device if ``X`` is a tensor, else a numpy array.
+        The kernel in float64; a tensor on the model's device if ``X`` is a tensor, else a numpy
+        array.
 
     Raises
     ------
@@ -192,7 +193,7 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
 
     See Also
     --------
-    EmpiricalNTK : the same kernel as an object, with ``diag``.
+    EmpiricalNTK : The same kernel as an object, with ``diag``.
 
     Examples
     --------
@@ -297,7 +298,7 @@ class EmpiricalNTK:
         Returns
         -------
         ndarray or torch.Tensor, shape (n,)
-            float64, the kind of ``X``; equal to the diagonal of ``self(X)`` to rounding.
+            The diagonal in float64, the kind of ``X``; equal to that of ``self(X)`` to rounding.
 
         Examples
         --------
@@ -358,7 +359,7 @@ def empirical_nngp(make_model, X, Y=None, *, n_models, seed=0):
     Returns
     -------
     K : ndarray or torch.Tensor, shape (n, m)
-        float64, the kind of ``X``. Its standard error per entry is about
+        The Monte Carlo estimate in float64, the kind of ``X``. Its standard error per entry is about
         :math:`\sqrt{(K_{xx}K_{yy} + K_{xy}^2)/M}`.
 
     Raises

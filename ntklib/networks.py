@@ -137,6 +137,7 @@ class Dense(nn.Module):
         Returns
         -------
         torch.Tensor, shape (n, d_out)
+            The pre-activations :math:`z`.
         """
         z = self.weight_scale * (a @ self.weight.T)
         if self.bias is not None:

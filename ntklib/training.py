@@ -40,9 +40,9 @@ _METHODS = ("auto", "structured", "autograd")
 
 @dataclass(eq=False)
 class History:
-    r"""What :func:`train` recorded.
+    r"""What :func:`train` recorded (each parameter is stored as the attribute of its name).
 
-    Attributes
+    Parameters
     ----------
     steps : ndarray of int, shape (r,)
         The recorded steps: 0, ``record_every``, ``2 * record_every``, ... and the last step.
