@@ -12,8 +12,11 @@
   decay-exponent fits;
 * :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
 * :mod:`ntklib.data`: seeded points on spheres and circles;
-* :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
-  empirical NTK/NNGP;
+* :mod:`ntklib.networks`: finite networks (MLP, CNN) in the NTK, standard and mean-field
+  parameterizations;
+* :mod:`ntklib.empirical`: their empirical NTK/NNGP;
+* :mod:`ntklib.training`: full-batch GD, minibatch SGD and Adam with a history (loss, parameter
+  movement, kernel drift);
 * :mod:`ntklib.regression`: kernel (ridge) regression and kernel gradient flow;
 * :mod:`ntklib.book`: the chapters' small helpers (the ``NTK_SCALE`` knob, the relative Frobenius
   error, cosine Gram matrices), as ``nk.book.scale()`` and so on;
@@ -41,9 +44,11 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import book, classic, data, empirical, regression, spectra
+from . import book, classic, data, empirical, networks, regression, spectra, training
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
-from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
+from .networks import CNN, MLP
+from .empirical import EmpiricalNTK, empirical_nngp, empirical_ntk
+from .training import History, train
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
@@ -96,6 +101,11 @@ __all__ = [
     "CNN",
     "empirical_ntk",
     "empirical_nngp",
+    "EmpiricalNTK",
+    "networks",
+    "train",
+    "History",
+    "training",
     "kernel_regression",
     "gradient_flow",
     "IllConditionedWarning",

@@ -1,166 +1,39 @@
-r"""Finite networks and their empirical kernels.
-
-:class:`MLP` builds a fully connected torch network in one of three parameterizations:
-
-* ``"ntk"`` (Arora et al. 2019, eq. 6), the convention of :func:`~ntklib.kernels.ntk`: every parameter
-  :math:`\mathcal N(0, 1)`, layer :math:`h+1` sees :math:`\sqrt{c_\sigma/d_h}\,\sigma(f^{(h)})`, the
-  first layer sees :math:`x` itself, biases enter as :math:`\beta\, b` with ``bias_var`` :math:`=\beta^2`.
-  At infinite width its empirical NTK is ``nk.ntk(X, depth=..., activation=..., bias_var=...)``.
-* ``"standard"``: PyTorch's default initialization of ``nn.Linear`` (uniform, fan-in scaled), no
-  :math:`1/\sqrt{\text{width}}` factors.
-* ``"mean_field"``: hidden layers as ``"ntk"``, the output layer scaled by :math:`\sqrt{c_\sigma}/
-  \text{width}` instead of :math:`\sqrt{c_\sigma/\text{width}}` (for one hidden layer,
-  :math:`f = \frac{\sqrt{c_\sigma}}{m}\sum_i a_i \sigma(w_i\cdot x)`, the two-layer mean-field
-  scaling of Mei, Montanari & Nguyen 2018 and Chizat & Bach 2018). With the same seed the weights
-  are those of ``"ntk"``, so the output is the ``"ntk"`` output divided by :math:`\sqrt{m}` and the
-  empirical NTK is the ``"ntk"`` one divided by :math:`m` (without biases: an output bias is not
-  rescaled). Trained with a learning rate :math:`m` times the ``"ntk"`` one, the two start with the
-  same function-space dynamics, but each hidden neuron moves by :math:`O(1)` instead of
-  :math:`O(m^{-1/2})`, so the kernel moves by :math:`O(1)` too (features are learned; measured in
-  the finite-width chapter). For ``depth >= 2`` only the output layer is rescaled; that is not a
-  multilayer mean-field limit (those need more than one rescaled layer) and is not implemented;
-  ``depth=0`` (a linear model) has no hidden layer to rescale and equals ``"ntk"``.
+r"""Empirical kernels of finite torch networks.
 
 :func:`empirical_ntk` is the Gram matrix :math:`\langle\partial_\theta f(x), \partial_\theta f(y)\rangle`.
-For an :class:`MLP` it uses the layer structure (Novak et al. 2022): a dense layer
+For an :class:`~ntklib.networks.MLP` it uses the layer structure (Novak et al. 2022): a dense layer
 :math:`z = s_W\, a W^\top + s_b\, b` contributes :math:`s_W^2 (a_x\cdot a_y)(\delta_x\cdot\delta_y) +
 s_b^2\, \delta_x\cdot\delta_y` with :math:`\delta = \partial f/\partial z`. This costs
 :math:`O(n^2\,\text{width})` per layer instead of an :math:`n\times\#\text{params}` Jacobian. Any other
-module with scalar output goes through ``torch.func`` (vmapped Jacobians, in chunks).
+module with scalar output (or one chosen output) goes through ``torch.func`` (vmapped Jacobians, in
+chunks). :class:`EmpiricalNTK` is the same kernel as an object with the kernel contract
+(``k(X, Y=None)``, ``k.diag(X)``, a repr, equality). :func:`empirical_nngp` is the Monte Carlo
+average of :math:`f(x) f(y)` over initializations.
+
+The networks themselves live in :mod:`ntklib.networks`.
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._arrays import as_points, check_int, check_variance, returns_like, to_tensor
-from .activations import get_activation
+from ._arrays import as_points, check_int, returns_like, to_tensor
+from .networks import MLP
 
-__all__ = ["MLP", "CNN", "Dense", "empirical_ntk", "empirical_nngp", "PARAMETERIZATIONS"]
+__all__ = ["EmpiricalNTK", "empirical_nngp", "empirical_ntk"]
 
-PARAMETERIZATIONS = ("ntk", "standard", "mean_field")
+_METHODS = ("auto", "structured", "jacobian")
 
 
-class Dense(nn.Module):
-    r"""A dense layer :math:`z = s_W\, a W^\top + s_b\, b` with the scales kept outside the parameters."""
+class _Output(nn.Module):
+    """One output ``model(x)[:, index]`` of a model with several outputs."""
 
-    def __init__(self, d_in, d_out, *, weight_scale, bias_scale, init, generator, dtype):
+    def __init__(self, model, index):
         super().__init__()
-        self.weight_scale, self.bias_scale = float(weight_scale), float(bias_scale)
-        w = torch.empty(d_out, d_in, dtype=dtype)
-        b = torch.empty(d_out, dtype=dtype) if bias_scale else None
-        if init == "normal":
-            w.normal_(generator=generator)
-            if b is not None:
-                b.normal_(generator=generator)
-        else:  # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias
-            bound = 1 / math.sqrt(d_in)
-            w.uniform_(-bound, bound, generator=generator)
-            if b is not None:
-                b.uniform_(-bound, bound, generator=generator)
-        self.weight = nn.Parameter(w)
-        self.bias = nn.Parameter(b) if b is not None else None
-
-    def forward(self, a):
-        z = self.weight_scale * (a @ self.weight.T)
-        if self.bias is not None:
-            z = z + self.bias_scale * self.bias
-        return z
-
-
-class MLP(nn.Module):
-    r"""A fully connected network with scalar output, in the ``"ntk"``, ``"standard"`` or
-    ``"mean_field"`` parameterization (see :mod:`ntklib.empirical`).
-
-    Parameters
-    ----------
-    d_in, width, depth : int
-        Input dimension, hidden width, number of hidden layers (``depth=0`` is a linear model).
-    activation : str or Activation
-        As in :func:`~ntklib.kernels.ntk` (a single activation for all layers).
-    parameterization : {"ntk", "standard", "mean_field"}
-    bias_var : float, default 0
-        :math:`\beta^2`; 0 means no bias parameters (``"standard"``: any positive value adds biases).
-    output_scale : float, default 1
-        A multiplier :math:`\kappa` on the output (Arora et al.'s small-output trick for Thm 3.2).
-    antisymmetric : bool, default False
-        Output :math:`(f_1(x) - f_2(x))/\sqrt 2` with :math:`f_2` an exact copy of :math:`f_1` at
-        initialization: the output is 0 at initialization and the NTK is unchanged.
-    seed : int
-        Seed of the initialization (a private ``torch.Generator``; global state is untouched).
-    dtype : torch dtype, default float64
-
-    Examples
-    --------
-    >>> import torch, ntklib as nk
-    >>> net = nk.MLP(3, width=16, depth=2, seed=0)
-    >>> x = torch.ones(5, 3, dtype=torch.float64)
-    >>> net(x).shape
-    torch.Size([5])
-
-    The mean-field network of the same seed is the NTK one scaled by
-    ``1/sqrt(width)``:
-
-    >>> mf = nk.MLP(3, width=16, depth=2, parameterization="mean_field",
-    ...             seed=0)
-    >>> torch.allclose(mf(x), net(x) / 4)
-    True
-    """
-
-    def __init__(self, d_in, width, depth, *, activation="relu", parameterization="ntk", bias_var=0.0,
-                 output_scale=1.0, antisymmetric=False, seed, dtype=torch.float64):
-        super().__init__()
-        d_in, width, depth = check_int(d_in, "d_in", 1), check_int(width, "width", 1), check_int(depth, "depth", 0)
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}; got {parameterization!r}")
-        self.activation = get_activation(activation)
-        self.parameterization = parameterization
-        self.bias_var = check_variance(bias_var, "bias_var", positive=False)
-        self.output_scale = float(output_scale)
-        self.antisymmetric = bool(antisymmetric)
-        self.d_in, self.width, self.depth = d_in, width, depth
-        g = torch.Generator().manual_seed(int(seed))
-        self.layers = self._build(g, dtype)
-        self.twin = None
-        if self.antisymmetric:
-            self.twin = self._build(g, dtype)
-            self.twin.load_state_dict(self.layers.state_dict())
-
-    def _build(self, g, dtype):
-        c = self.activation.c_sigma
-        beta = math.sqrt(self.bias_var)
-        dims = [self.d_in] + [self.width] * self.depth + [1]
-        layers = nn.ModuleList()
-        for i in range(self.depth + 1):
-            if self.parameterization == "standard":
-                ws, bs, init = 1.0, (1.0 if self.bias_var else 0.0), "uniform"
-            else:
-                ws = 1.0 if i == 0 else math.sqrt(c / dims[i])
-                if self.parameterization == "mean_field" and i == self.depth and i > 0:
-                    ws = math.sqrt(c) / dims[i]
-                bs, init = beta, "normal"
-            layers.append(Dense(dims[i], dims[i + 1], weight_scale=ws, bias_scale=bs, init=init, generator=g, dtype=dtype))
-        return layers
-
-    def _stack(self, layers, x):
-        h = x
-        for layer in layers[:-1]:
-            h = self.activation(layer(h))
-        return layers[-1](h).squeeze(-1)
+        self.model, self.index = model, index
 
     def forward(self, x):
-        """Outputs f(x) for a batch x of shape (n, d_in): a tensor of shape (n,)."""
-        out = self._stack(self.layers, x)
-        if self.twin is not None:
-            out = (out - self._stack(self.twin, x)) / math.sqrt(2)
-        return self.output_scale * out
-
-    def dense_layers(self):
-        """Every ``Dense`` layer, each applied exactly once per forward pass."""
-        return list(self.layers) + (list(self.twin) if self.twin is not None else [])
+        return self.model(x)[:, self.index]
 
 
 def _points_for(model, X, name):
@@ -174,29 +47,30 @@ def _points_for(model, X, name):
     return t
 
 
+def _signals(model: MLP, inp):
+    """(layer, input a, output gradient delta) of every dense layer of an MLP on a batch."""
+    record = []
+    hooks = [layer.register_forward_hook(lambda mod, args, out: record.append((mod, args[0], out)))
+             for layer in model.dense_layers()]
+    try:
+        with torch.enable_grad():
+            out = model(inp)
+            if out.shape != (inp.shape[0],):
+                raise ValueError("the model must map each input to a scalar output")
+            # a layer the output does not depend on through autograd (below a step activation,
+            # whose derivative autograd takes as 0) gets no gradient: its signal is 0
+            deltas = torch.autograd.grad(out.sum(), [z for _, _, z in record], allow_unused=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(mod, a.detach(), torch.zeros_like(z) if dz is None else dz.detach())
+            for (mod, a, z), dz in zip(record, deltas)]
+
+
 def _structured_ntk(model: MLP, x, y, symmetric):
     """Sum over dense layers of s_W^2 (a_x a_y^T) * (d_x d_y^T) + s_b^2 d_x d_y^T."""
-
-    def signals(inp):
-        record = []
-        hooks = [layer.register_forward_hook(lambda mod, args, out: record.append((mod, args[0], out)))
-                 for layer in model.dense_layers()]
-        try:
-            with torch.enable_grad():
-                out = model(inp)
-                if out.shape != (inp.shape[0],):
-                    raise ValueError("the model must map each input to a scalar output")
-                # a layer the output does not depend on through autograd (below a step activation,
-                # whose derivative autograd takes as 0) gets no gradient: its signal is 0
-                deltas = torch.autograd.grad(out.sum(), [z for _, _, z in record], allow_unused=True)
-        finally:
-            for h in hooks:
-                h.remove()
-        return [(mod, a.detach(), torch.zeros_like(z) if dz is None else dz.detach())
-                for (mod, a, z), dz in zip(record, deltas)]
-
-    sx = signals(x)
-    sy = sx if symmetric else signals(y)
+    sx = _signals(model, x)
+    sy = sx if symmetric else _signals(model, y)
     theta = torch.zeros(x.shape[0], y.shape[0], dtype=torch.float64, device=x.device)
     for (mod, ax, dx), (_, ay, dy) in zip(sx, sy):
         dd = (dx @ dy.T).to(torch.float64)
@@ -206,8 +80,19 @@ def _structured_ntk(model: MLP, x, y, symmetric):
     return theta
 
 
-def _generic_ntk(model, x, y, symmetric, chunk_size):
-    """torch.func: vmapped per-sample Jacobians, contracted chunk by chunk (memory: two chunks)."""
+def _structured_diag(model: MLP, x):
+    """The diagonal of _structured_ntk: s_W^2 |a_x|^2 |d_x|^2 + s_b^2 |d_x|^2 per point."""
+    out = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for mod, a, d in _signals(model, x):
+        dd = (d * d).sum(1).to(torch.float64)
+        out += mod.weight_scale**2 * (a * a).sum(1).to(torch.float64) * dd
+        if mod.bias is not None:
+            out += mod.bias_scale**2 * dd
+    return out
+
+
+def _jacobian(model):
+    """inp -> the (batch, #params) Jacobian of a scalar-output model, by vmapped torch.func.jacrev."""
     from torch.func import functional_call, jacrev, vmap
 
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -215,7 +100,7 @@ def _generic_ntk(model, x, y, symmetric, chunk_size):
     def f(p, xi):
         out = functional_call(model, p, (xi[None],))
         if out.numel() != 1:
-            raise ValueError("the model must map each input to a scalar output")
+            raise ValueError("the model must map each input to a scalar output (or choose one with output=)")
         return out.reshape(())
 
     jac = vmap(jacrev(f), in_dims=(None, 0))
@@ -224,6 +109,12 @@ def _generic_ntk(model, x, y, symmetric, chunk_size):
         j = jac(params, inp)
         return torch.cat([v.reshape(inp.shape[0], -1) for v in j.values()], dim=1)
 
+    return flat
+
+
+def _generic_ntk(model, x, y, symmetric, chunk_size):
+    """torch.func: vmapped per-sample Jacobians, contracted chunk by chunk (memory: two chunks)."""
+    flat = _jacobian(model)
     theta = torch.empty(x.shape[0], y.shape[0], dtype=torch.float64, device=x.device)
     for i0 in range(0, x.shape[0], chunk_size):
         jx = flat(x[i0:i0 + chunk_size])
@@ -236,24 +127,73 @@ def _generic_ntk(model, x, y, symmetric, chunk_size):
     return theta
 
 
-def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32):
+def _generic_diag(model, x, chunk_size):
+    flat = _jacobian(model)
+    return torch.cat([(j * j).sum(1).to(torch.float64)
+                      for j in map(flat, torch.split(x, chunk_size))])
+
+
+def _check_method(method):
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
+    return method
+
+
+def _prepare(model, method, chunk_size, output):
+    """Validate the arguments; return the scalar-output module and whether the structured path applies."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    _check_method(method)
+    check_int(chunk_size, "chunk_size", 1)
+    if output is not None:
+        output = check_int(output, "output", 0)
+        model = _Output(model, output)
+    if method == "structured" and not isinstance(model, MLP):
+        raise ValueError("method='structured' needs an nk.MLP; use method='jacobian' for other modules")
+    return model, method != "jacobian" and isinstance(model, MLP)
+
+
+def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None):
     r"""The empirical NTK :math:`\langle\partial_\theta f(x_i), \partial_\theta f(y_j)\rangle` of a torch module.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Maps a batch (n, d) to n scalars (an :class:`MLP`, or any module with scalar output).
-    X, Y : (n, d), (m, d) arrays or tensors (any batch-first shape for modules other than an MLP,
-        e.g. images (n, C, H, W) for a :class:`CNN`)
-        ``Y=None`` means ``X``.
-    method : {"auto", "structured", "jacobian"}
-        ``"structured"`` (default for an :class:`MLP`) uses the layer structure, :math:`O(n^2 \cdot
-        \text{width})` per layer; ``"jacobian"`` uses ``torch.func`` for any module, holding two
-        chunks of ``chunk_size x #params`` Jacobians at a time.
+        Maps a batch of n inputs to n scalars (an :class:`~ntklib.networks.MLP`, a
+        :class:`~ntklib.networks.CNN` with one output, or any module with scalar output), or to
+        (n, k) outputs when ``output`` chooses one of them.
+    X : array_like or torch.Tensor, shape (n, d)
+        Inputs (any batch-first shape for modules other than an MLP, e.g. images (n, C, H, W) for a
+        :class:`~ntklib.networks.CNN`).
+    Y : array_like or torch.Tensor, shape (m, d), optional
+        Second set of inputs; ``None`` means ``X`` (and an exactly symmetric result).
+    method : {"auto", "structured", "jacobian"}, default "auto"
+        ``"structured"`` (the default for an :class:`~ntklib.networks.MLP`) uses the layer structure,
+        :math:`O(n^2 \cdot \text{width})` per layer; ``"jacobian"`` uses ``torch.func`` for any module,
+        holding two chunks of ``chunk_size x #params`` Jacobians at a time.
+    chunk_size : int, default 32
+        Inputs per Jacobian chunk of the ``"jacobian"`` path.
+    output : int, optional
+        For a model with outputs of shape (n, k): the kernel of output ``output`` alone.
 
     Returns
     -------
-    K : (n, m) float64 array (a tensor if ``X`` is one)
+    K : ndarray or torch.Tensor, shape (n, m)
+        The kernel in float64; a tensor on the model's device if ``X`` is a tensor, else a numpy
+        array.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a ``torch.nn.Module``.
+    ValueError
+        For an unknown ``method``, ``method="structured"`` on a module that is not an MLP, a model
+        whose output is not one scalar per input, inputs with NaN or inf, or ``X`` and ``Y`` with
+        different feature shapes.
+
+    See Also
+    --------
+    EmpiricalNTK : The same kernel as an object, with ``diag``.
 
     Examples
     --------
@@ -263,31 +203,178 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32):
     >>> generic = nk.empirical_ntk(net, X, method="jacobian")
     >>> np.allclose(nk.empirical_ntk(net, X), generic)
     True
+
+    A linear model :math:`f(x) = w\cdot x` has :math:`\Theta = X X^\top`:
+
+    >>> np.allclose(nk.empirical_ntk(nk.MLP(3, 1, 0, seed=0), X), X @ X.T)
+    True
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if method not in ("auto", "structured", "jacobian"):
-        raise ValueError(f"method must be 'auto', 'structured' or 'jacobian'; got {method!r}")
-    check_int(chunk_size, "chunk_size", 1)
+    model, structured = _prepare(model, method, chunk_size, output)
     x = _points_for(model, X, "X")
     symmetric = Y is None
     y = x if symmetric else _points_for(model, Y, "Y")
     if y.shape[1:] != x.shape[1:]:
         raise ValueError(f"X and Y must have the same number of features; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
-    if method == "structured" and not isinstance(model, MLP):
-        raise ValueError("method='structured' needs an nk.MLP; use method='jacobian' for other modules")
-    if method != "jacobian" and isinstance(model, MLP):
+    if structured:
         theta = _structured_ntk(model, x, y, symmetric)
     else:
         theta = _generic_ntk(model, x, y, symmetric, chunk_size)
     return returns_like(X, theta)
 
 
+class EmpiricalNTK:
+    r"""The empirical NTK of a torch module as a kernel object: ``k(X, Y=None)`` and ``k.diag(X)``.
+
+    The kernel is that of the model's *current* parameters: training the model changes it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As in :func:`empirical_ntk`; stored as ``self.model`` (not copied).
+    method : {"auto", "structured", "jacobian"}, default "auto"
+        As in :func:`empirical_ntk`.
+    chunk_size : int, default 32
+        As in :func:`empirical_ntk`.
+    output : int, optional
+        As in :func:`empirical_ntk`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`empirical_ntk`, at construction.
+
+    Notes
+    -----
+    ``repr(k)`` shows ``EmpiricalNTK(<repr of the model>, ...)``. An :class:`~ntklib.networks.MLP`
+    or :class:`~ntklib.networks.CNN` has a repr that is its constructor call (``MLP(3, 16, 2,
+    seed=0)``): evaluated, it builds the network *at its initialization*. Two kernels are equal when
+    their models have the same type, repr and parameter values, and the same ``method``,
+    ``chunk_size`` and ``output``; so ``eval(repr(k)) == k`` holds for an untrained network and
+    fails once it has been trained. The hash uses only what training does not change.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, ntklib as nk
+    >>> from ntklib import MLP, EmpiricalNTK
+    >>> k = nk.EmpiricalNTK(nk.MLP(3, 16, 2, seed=0))
+    >>> k
+    EmpiricalNTK(MLP(3, 16, 2, seed=0))
+    >>> eval(repr(k)) == k
+    True
+    >>> X = np.random.default_rng(0).standard_normal((5, 3))
+    >>> np.allclose(k.diag(X), np.diag(k(X)))
+    True
+    """
+
+    def __init__(self, model, *, method="auto", chunk_size=32, output=None):
+        _prepare(model, method, chunk_size, output)
+        self.model, self.method, self.chunk_size, self.output = model, method, chunk_size, output
+
+    def __call__(self, X, Y=None):
+        """The Gram matrix of the model's current parameters.
+
+        Parameters
+        ----------
+        X : array_like or torch.Tensor, shape (n, d)
+            Inputs, as for :func:`empirical_ntk`.
+        Y : array_like or torch.Tensor, shape (m, d), optional
+            Second set of inputs; ``None`` means ``X``.
+
+        Returns
+        -------
+        ndarray or torch.Tensor, shape (n, m)
+            ``empirical_ntk(self.model, X, Y, method=..., chunk_size=..., output=...)``.
+        """
+        return empirical_ntk(self.model, X, Y, method=self.method, chunk_size=self.chunk_size, output=self.output)
+
+    def diag(self, X):
+        r"""The diagonal :math:`\|\partial_\theta f(x_i)\|^2`, without the full matrix.
+
+        Parameters
+        ----------
+        X : array_like or torch.Tensor, shape (n, d)
+            Inputs, as for :func:`empirical_ntk`.
+
+        Returns
+        -------
+        ndarray or torch.Tensor, shape (n,)
+            The diagonal in float64, the kind of ``X``; equal to that of ``self(X)`` to rounding.
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> X = np.eye(3)
+        >>> nk.EmpiricalNTK(nk.MLP(3, 4, 0, seed=0)).diag(X)
+        array([1., 1., 1.])
+        """
+        model, structured = _prepare(self.model, self.method, self.chunk_size, self.output)
+        x = _points_for(model, X, "X")
+        out = _structured_diag(model, x) if structured else _generic_diag(model, x, self.chunk_size)
+        return returns_like(X, out)
+
+    def _options(self):
+        return self.method, self.chunk_size, self.output
+
+    def __repr__(self):
+        args = [repr(self.model)]
+        for name, value, default in zip(("method", "chunk_size", "output"), self._options(), ("auto", 32, None)):
+            if value != default:
+                args.append(f"{name}={value!r}")
+        return f"EmpiricalNTK({', '.join(args)})"
+
+    def __eq__(self, other):
+        if not isinstance(other, EmpiricalNTK) or other._options() != self._options():
+            return False
+        a, b = self.model, other.model
+        if a is b:
+            return True
+        if type(a) is not type(b) or repr(a) != repr(b):
+            return False
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(
+            sa[k].shape == sb[k].shape and sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa
+        )
+
+    def __hash__(self):
+        return hash((type(self.model), repr(self.model), self._options()))
+
+
 def empirical_nngp(make_model, X, Y=None, *, n_models, seed=0):
     r"""Monte Carlo NNGP: :math:`\frac1M\sum_{s=1}^{M} f_s(x) f_s(y)` over ``n_models`` initializations.
 
-    ``make_model(seed)`` returns a freshly initialized network; seeds ``seed, seed+1, ...`` are used.
-    Its standard error per entry is about :math:`\sqrt{(K_{xx}K_{yy} + K_{xy}^2)/M}`.
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model(seed)`` returns a freshly initialized network with scalar output; seeds
+        ``seed, seed + 1, ..., seed + n_models - 1`` are used.
+    X : array_like or torch.Tensor, shape (n, d)
+        Inputs (batch-first; images for a CNN).
+    Y : array_like or torch.Tensor, shape (m, d), optional
+        Second set of inputs; ``None`` means ``X``.
+    n_models : int
+        :math:`M`, the number of initializations.
+    seed : int, default 0
+        The first seed.
+
+    Returns
+    -------
+    K : ndarray or torch.Tensor, shape (n, m)
+        The Monte Carlo estimate in float64, the kind of ``X``. Its standard error per entry is about
+        :math:`\sqrt{(K_{xx}K_{yy} + K_{xy}^2)/M}`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an ``n_models`` that is not an int >= 1, or invalid inputs.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> X = nk.data.sphere(3, 4, seed=0)
+    >>> mc = nk.empirical_nngp(lambda s: nk.MLP(4, 64, 1, seed=s), X,
+    ...                        n_models=200)
+    >>> bool(np.abs(mc - nk.nngp(X, depth=1)).max() < 0.3)
+    True
     """
     n_models = check_int(n_models, "n_models", 1)
     acc = None
@@ -300,51 +387,3 @@ def empirical_nngp(make_model, X, Y=None, *, n_models, seed=0):
             term = fx[:, None] * fy[None, :]
             acc = term if acc is None else acc + term
     return returns_like(X, acc / n_models)
-
-
-class CNN(nn.Module):
-    r"""A convolutional ReLU network in the parameterization of :func:`~ntklib.cntk.cntk`.
-
-    ``depth`` counts convolutional layers + 1 (Arora et al.'s Table 1); every parameter is
-    :math:`\mathcal N(0, 1)`. The first layer computes :math:`\frac1q \mathrm{conv}(x, W)`, the next ones
-    :math:`\sqrt{2/(q^2 C)}\,\mathrm{conv}(\mathrm{relu}(z), W)` (``q x q`` filters, stride 1, zero
-    "same" padding, ``C = width`` channels), and the readout is
-    :math:`\sqrt{2/C}\sum_{c,p} V_{cp}\,\mathrm{relu}(z)_{cp}` (``pooling="vanilla"``) or
-    :math:`\sqrt{2/C}\sum_c V_c \operatorname{mean}_p \mathrm{relu}(z)_{cp}` (``"gap"``). As the width
-    grows, its empirical NTK tends to ``nk.cntk(X, depth=depth, pooling=pooling)`` and the covariance
-    of its output to the CNTK's NNGP. ``outputs > 1`` gives that many independent readouts on the
-    shared convolutional layers (output shape (n, outputs)), e.g. one per class.
-    """
-
-    def __init__(self, in_channels, width, depth, *, image_shape, pooling="gap", filter_size=3, outputs=1, seed,
-                 dtype=torch.float64):
-        super().__init__()
-        self.depth = check_int(depth, "depth", 2, "convolutional layers + 1")
-        width, q = check_int(width, "width", 1), check_int(filter_size, "filter_size", 1)
-        if pooling not in ("gap", "vanilla"):
-            raise ValueError(f"pooling must be 'gap' or 'vanilla'; got {pooling!r}")
-        self.pooling, self.q, self.width = pooling, q, width
-        g = torch.Generator().manual_seed(int(seed))
-        chans = [check_int(in_channels, "in_channels", 1)] + [width] * (self.depth - 1)
-        self.convs = nn.ParameterList(
-            [nn.Parameter(torch.randn(chans[i + 1], chans[i], q, q, generator=g, dtype=dtype)) for i in range(self.depth - 1)]
-        )
-        H, W = image_shape
-        self.outputs = check_int(outputs, "outputs", 1)
-        readout = (width,) if pooling == "gap" else (width, H, W)
-        self.readout = nn.Parameter(torch.randn(self.outputs, *readout, generator=g, dtype=dtype))
-
-    def forward(self, x):
-        """Outputs for a batch of images (n, C, H, W): shape (n,), or (n, outputs)."""
-        q = self.q
-        z = F.conv2d(x, self.convs[0], padding=q // 2) / q
-        for i in range(1, len(self.convs)):  # index, not slice: a sliced ParameterList escapes functional_call
-            W = self.convs[i]
-            z = math.sqrt(2.0 / (q * q * W.shape[1])) * F.conv2d(torch.relu(z), W, padding=q // 2)
-        a = torch.relu(z)
-        if self.pooling == "gap":
-            out = a.mean(dim=(2, 3)) @ self.readout.T
-        else:
-            out = torch.einsum("nchw,ochw->no", a, self.readout)
-        out = math.sqrt(2.0 / self.width) * out
-        return out[:, 0] if self.outputs == 1 else out

@@ -14,7 +14,7 @@ def sphere(n, d=5, seed=0):
 # ----------------------------------------------------------------------------------------------
 # networks and the empirical NTK
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("param", nk.empirical.PARAMETERIZATIONS)
+@pytest.mark.parametrize("param", nk.networks.PARAMETERIZATIONS)
 @pytest.mark.parametrize("bias_var", [0.0, 0.3])
 @pytest.mark.parametrize("antisymmetric", [False, True])
 def test_structured_equals_generic_jacobian(param, bias_var, antisymmetric):
@@ -98,6 +98,72 @@ def test_empirical_ntk_errors():
 
 
 # ----------------------------------------------------------------------------------------------
+# the kernel object
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["auto", "jacobian"])
+@pytest.mark.parametrize("bias_var", [0.0, [0.1, 0.0, 0.4]])
+def test_empirical_ntk_object_diag_equals_the_diagonal(method, bias_var):
+    X = sphere(7)
+    k = nk.EmpiricalNTK(nk.MLP(5, 16, 2, bias_var=bias_var, antisymmetric=True, seed=0), method=method,
+                        chunk_size=3)
+    full = k(X)
+    np.testing.assert_allclose(k.diag(X), np.diag(full), rtol=1e-13)
+    np.testing.assert_array_equal(full, nk.empirical_ntk(k.model, X, method=method, chunk_size=3))
+    np.testing.assert_allclose(k(X, X[:3]), full[:, :3], rtol=1e-13)
+
+
+def test_empirical_ntk_object_on_a_cnn_with_several_outputs():
+    """output= picks one readout; the diagonal of the generic path matches its full matrix, and
+    the kernel of output 1 differs from that of output 0 (their readouts differ)."""
+    X = np.random.default_rng(0).standard_normal((5, 1, 6, 6))
+    net = nk.CNN(1, 4, 2, image_shape=(6, 6), outputs=3, seed=0)
+    k0, k1 = nk.EmpiricalNTK(net, output=0), nk.EmpiricalNTK(net, output=1)
+    np.testing.assert_allclose(k0.diag(X), np.diag(k0(X)), rtol=1e-13)
+    assert not np.allclose(k0(X), k1(X))
+    single = nk.CNN(1, 4, 2, image_shape=(6, 6), seed=0)  # its readout is the first row of net's
+    with pytest.raises(ValueError, match="scalar output"):
+        nk.empirical_ntk(net, X)
+    assert single(torch.from_numpy(X)).shape == (5,)
+
+
+def test_empirical_ntk_object_keeps_kind_and_dtype():
+    k = nk.EmpiricalNTK(nk.MLP(5, 8, 1, seed=0))
+    X = sphere(4)
+    assert isinstance(k(X), np.ndarray) and isinstance(k.diag(X), np.ndarray)
+    t = torch.from_numpy(X)
+    assert isinstance(k(t), torch.Tensor) and k(t).dtype == torch.float64
+    assert isinstance(k.diag(t), torch.Tensor) and k.diag(t).shape == (4,)
+
+
+def test_empirical_ntk_object_repr_and_equality():
+    env = {"EmpiricalNTK": nk.EmpiricalNTK, "MLP": nk.MLP, "CNN": nk.CNN, "torch": torch}
+    kernels = [nk.EmpiricalNTK(nk.MLP(5, 8, 2, bias_var=[0.1, 0.2, 0.0], seed=1), method="jacobian"),
+               nk.EmpiricalNTK(nk.CNN(1, 4, 2, image_shape=(6, 6), outputs=2, seed=0), output=1, chunk_size=4)]
+    for k in kernels:
+        again = eval(repr(k), env)
+        assert again == k and hash(again) == hash(k)
+    assert kernels[0] != kernels[1]
+    assert nk.EmpiricalNTK(nk.MLP(5, 8, 2, seed=1)) != nk.EmpiricalNTK(nk.MLP(5, 8, 2, seed=2))
+    assert nk.EmpiricalNTK(kernels[0].model) != kernels[0]  # method differs
+    # a trained (here: moved) network is another kernel, and no longer what its repr builds
+    k = kernels[0]
+    with torch.no_grad():
+        k.model.layers[0].weight[0, 0] += 1e-9
+    assert eval(repr(k), env) != k
+
+
+def test_empirical_ntk_object_errors():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        nk.EmpiricalNTK(lambda x: x)
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'structured', 'jacobian'"):
+        nk.EmpiricalNTK(nk.MLP(3, 4, 1, seed=0), method="fast")
+    with pytest.raises(ValueError, match="structured"):
+        nk.EmpiricalNTK(torch.nn.Linear(3, 1).double(), method="structured")
+    with pytest.raises(ValueError, match="output must be >= 0"):
+        nk.EmpiricalNTK(nk.MLP(3, 4, 1, seed=0), output=-1)
+
+
+# ----------------------------------------------------------------------------------------------
 # regression and gradient flow
 # ----------------------------------------------------------------------------------------------
 def test_regression_interpolates_and_ridge_shrinks():
@@ -123,13 +189,21 @@ def test_gradient_flow_limits():
     np.testing.assert_allclose(V[:, -1] - r[1], np.exp(-lam[-1] * 1.0) * V[:, -1], atol=1e-12)
 
 
-def test_gradient_flow_handles_zero_eigenvalues():
-    """A singular PSD K (duplicated point): f_t stays finite and grows linearly along the null space."""
+def test_gradient_flow_with_a_duplicated_point_converges_to_the_projection():
+    """A singular PSD K (a duplicated point): the gain along the null space grows like t, but K
+    annihilates that direction, so f_t stays bounded and converges to the projection of y onto the
+    range of K: the two copies get the mean of their targets, the other points their own."""
     X = sphere(4, 3)
     X = np.vstack([X, X[:1]])
     K = nk.ntk(X, depth=1)
-    out = nk.gradient_flow(K, np.arange(5.0), t=np.array([1.0, 100.0]))
+    y = np.arange(5.0)
+    out = nk.gradient_flow(K, y, t=np.array([1.0, 1e4, 1e8]))
     assert np.all(np.isfinite(out))
+    projection = y.copy()
+    projection[[0, 4]] = (y[0] + y[4]) / 2
+    np.testing.assert_allclose(out[1], projection, atol=1e-8)
+    np.testing.assert_allclose(out[2], projection, atol=1e-8)  # no growth, linear or other
+    assert np.abs(out[0] - projection).max() > 1e-3  # not there yet at t = 1
 
 
 def test_regression_errors():
