@@ -7,9 +7,9 @@
   other callable;
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
   mixed activations, biases, and their unit-sphere forms kappa(u);
-* :mod:`ntklib.spectra`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
-  of dot-product kernels on the sphere, accurate far into the tail; Gram-matrix spectra and
-  decay-exponent fits;
+* :mod:`ntklib.sphere`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
+  of dot-product kernels on the sphere, accurate far into the tail, and the sphere-kernel protocol;
+* :mod:`ntklib.decay`: Gram-matrix spectra, aliasing on the circle and decay-exponent fits;
 * :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
 * :mod:`ntklib.data`: seeded points on spheres and circles;
 * :mod:`ntklib.empirical`: finite networks (NTK, standard and mean-field parameterizations) and their
@@ -39,22 +39,22 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import classic, data, empirical, regression, spectra
+from . import classic, data, decay, empirical, regression, sphere
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
-from .spectra import (
+from .sphere import (
     SphereKernel,
     UnreliableEigenvalueWarning,
-    aliased_eigenvalues,
-    fit_decay,
-    gram_eigenvalues,
+    degree_of_index,
+    expand_multiplicities,
     legendre,
     multiplicity,
     sphere_eigenvalues,
 )
+from .decay import aliased_eigenvalues, fit_decay, gram_eigenvalues, local_exponents
 
 __version__ = "0.1.0"
 
@@ -79,16 +79,20 @@ __all__ = [
     "legendre",
     "multiplicity",
     "sphere_eigenvalues",
+    "expand_multiplicities",
+    "degree_of_index",
     "aliased_eigenvalues",
     "fit_decay",
     "gram_eigenvalues",
+    "local_exponents",
     "Laplace",
     "Gaussian",
     "Matern",
     "ExpPower",
     "classic",
     "data",
-    "spectra",
+    "decay",
+    "sphere",
     "MLP",
     "CNN",
     "empirical_ntk",
