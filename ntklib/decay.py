@@ -46,7 +46,7 @@ def gram_eigenvalues(K):
 
     With points drawn from a probability measure, the eigenvalues of :math:`K/n` approximate those
     of the kernel's integral operator, each :math:`\mu_k` of a sphere kernel appearing about
-    :math:`N(d, k)` times (compare :func:`ntklib.expand_multiplicities`). Below about
+    :math:`N(d, k)` times (compare :func:`~ntklib.sphere.expand_multiplicities`). Below about
     :math:`10^{-13}` of the largest they are round-off (see :func:`fit_decay`).
 
     Parameters
@@ -100,7 +100,7 @@ def aliased_eigenvalues(mu, n):
 
     .. math:: \lambda_j = \sum_{m\in\mathbb Z} \mu_{|j + mn|}, \qquad j = 0, \dots, n-1,
 
-    with :math:`\mu_k` the circle's eigenvalues (:func:`ntklib.sphere_eigenvalues` with ``d = 2``;
+    with :math:`\mu_k` the circle's eigenvalues (:func:`~ntklib.sphere.sphere_eigenvalues` with ``d = 2``;
     each appears twice for :math:`k \ge 1`, as :math:`\pm k`).
 
     Parameters

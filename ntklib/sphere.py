@@ -21,8 +21,8 @@ boolean-cube tools, which use the same objects) accepts
 
 * an object with a method ``kappa(u)``: :math:`\kappa` in float64, vectorized over cosines
   :math:`u \in [-1, 1]` of any shape, returning the kind of ``u`` (numpy in, numpy out; a tensor in,
-  a tensor out). :class:`SphereKernel`, :class:`ntklib.NTK`, :class:`ntklib.NNGP` and the classic
-  kernels (:class:`ntklib.Laplace`, ...) are such objects;
+  a tensor out). :class:`SphereKernel`, :class:`~ntklib.kernels.NTK`, :class:`~ntklib.kernels.NNGP` and the classic
+  kernels (:class:`~ntklib.classic.Laplace`, ...) are such objects;
 * optionally with a method ``kappa_mp(u)``: :math:`\kappa(u)` for one mpmath number ``u``, as an
   mpmath number computed at the *caller's* current mpmath precision (it never sets the precision
   itself), or a ``TypeError`` when the kernel has no high-precision form (an activation evaluated by
@@ -300,7 +300,7 @@ class SphereKernel:
     r"""The NTK or NNGP of a deep fully connected network on the unit sphere, :math:`\kappa(u)`.
 
     A sphere kernel in the sense of the protocol of :mod:`ntklib.sphere`: :meth:`kappa` evaluates
-    :func:`ntklib.kappa` in float64, and :meth:`kappa_mp` evaluates the same recursion in mpmath
+    :func:`~ntklib.kernels.kappa` in float64, and :meth:`kappa_mp` evaluates the same recursion in mpmath
     (closed-form activations: ReLU\ :sup:`k`, step, erf, sin, cos, identity), so that
     :func:`sphere_eigenvalues` resolves eigenvalues far below float64's reach.
 
@@ -309,7 +309,7 @@ class SphereKernel:
     depth : int
         Number of hidden layers :math:`L \ge 0`.
     activation : str, Activation, callable or sequence of them, default "relu"
-        One activation for every hidden layer, or one per layer (as in :func:`ntklib.ntk`).
+        One activation for every hidden layer, or one per layer (as in :func:`~ntklib.kernels.ntk`).
     kernel : {"ntk", "nngp"}, default "ntk"
         :math:`\Theta^{(L)}` or :math:`\Sigma^{(L)}`.
     weight_var : float, None or sequence of them, default None
@@ -322,7 +322,7 @@ class SphereKernel:
     ------
     ValueError
         ``kernel`` not one of ``"ntk"``, ``"nngp"``; bad ``depth``, ``weight_var`` or ``bias_var``
-        (see :func:`ntklib.ntk`).
+        (see :func:`~ntklib.kernels.ntk`).
     TypeError
         An ``activation`` that is neither a name, an Activation nor a callable.
 
@@ -357,7 +357,8 @@ class SphereKernel:
         self._bias = check_variance(bias_var, "bias_var", positive=False)
         self.depth, self.activation, self.kernel = depth, activation, kernel
         self.weight_var, self.bias_var = weight_var, bias_var
-        self._mp_constants_at = {}  # mpmath precision (bits) -> per-layer constants
+        self._closed_form = all(layer.activation.closed_form for layer in self.layers)
+        self._mp_constants_at = {}  # mpmath precision (bits) -> (bias, per-layer constants)
 
     def __repr__(self):
         return (
@@ -381,10 +382,10 @@ class SphereKernel:
     @property
     def closed_form(self) -> bool:
         """Whether every layer's activation has a closed form (then :meth:`kappa_mp` works)."""
-        return all(layer.activation.closed_form for layer in self.layers)
+        return self._closed_form
 
     def kappa(self, u):
-        r""":math:`\kappa(u)` in float64: :func:`ntklib.kappa` with this kernel's arguments.
+        r""":math:`\kappa(u)` in float64: :func:`~ntklib.kernels.kappa` with this kernel's arguments.
 
         Parameters
         ----------
@@ -412,11 +413,12 @@ class SphereKernel:
     __call__ = kappa
 
     def _mp_constants(self):
-        """Per layer (activation, weight variance, Sigma^(h-1)(x, x)) at the current precision."""
+        """The bias variance and, per layer, (activation, weight variance, Sigma^(h-1)(x, x)) at
+        the current precision (computed once per precision)."""
         import mpmath as mp
 
-        consts = self._mp_constants_at.get(mp.mp.prec)
-        if consts is None:
+        cached = self._mp_constants_at.get(mp.mp.prec)
+        if cached is None:
             b = mp.mpf(self._bias)
             consts = []
             q = 1 + b  # diagonal Sigma^(h)(x, x) on the unit sphere, the same for every point
@@ -425,8 +427,8 @@ class SphereKernel:
                 w = act._mp_c_sigma() if default else mp.mpf(layer.weight_var)
                 consts.append((act, w, q))
                 q = w * act._mp_duals(q, q, mp.mpf(1))[0] + b
-            self._mp_constants_at[mp.mp.prec] = consts
-        return consts
+            cached = self._mp_constants_at[mp.mp.prec] = (b, consts)
+        return cached
 
     def kappa_mp(self, u):
         r""":math:`\kappa(u)` for one mpmath number, at the caller's current mpmath precision.
@@ -462,7 +464,7 @@ class SphereKernel:
         """
         import mpmath as mp
 
-        if not self.closed_form:
+        if not self._closed_form:
             names = [layer.activation.name for layer in self.layers if not layer.activation.closed_form]
             raise TypeError(
                 f"kappa_mp needs closed-form activations (ReLU^k, step, erf, sin, cos, identity); "
@@ -472,10 +474,10 @@ class SphereKernel:
         if not (mp.isfinite(u) and -1 <= u <= 1):
             raise ValueError(f"u must lie in [-1, 1]; got {u}")
         one = mp.mpf(1)
-        b = mp.mpf(self._bias)
+        b, consts = self._mp_constants()
         sigma = u + b
         theta = sigma
-        for act, w, q in self._mp_constants():
+        for act, w, q in consts:
             rho = max(min(sigma / q, one), -one)
             e, ed = act._mp_duals(q, q, rho)
             sigma = w * e + b
@@ -531,8 +533,7 @@ def _kappa_values(kappa, t):
 
 
 def _resolve(kernel):
-    """(float64 kappa, kappa_mp or None, the TypeError kappa_mp refused with or None) of a sphere
-    kernel (the protocol of the module docstring)."""
+    """(float64 kappa, kappa_mp or None) of a sphere kernel (the protocol of the module docstring)."""
     method = getattr(kernel, "kappa", None)
     if callable(method):
         kappa = method
@@ -544,16 +545,19 @@ def _resolve(kernel):
             f"nk.Laplace()) or a callable t -> kappa(t) on [-1, 1]; got {type(kernel).__name__}"
         )
     kappa_mp = getattr(kernel, "kappa_mp", None)
-    if not callable(kappa_mp) or not callable(method):
-        return kappa, None, None
+    return kappa, (kappa_mp if callable(kappa_mp) and callable(method) else None)
+
+
+def _probe(kappa_mp):
+    """The TypeError with which ``kappa_mp`` says it has no high-precision form, or None."""
     import mpmath as mp
 
-    try:  # the protocol: a TypeError means "no high-precision form"
+    try:
         with mp.workdps(_MP_DPS):
             kappa_mp(mp.mpf("0.5"))
     except TypeError as exc:
-        return kappa, None, exc
-    return kappa, kappa_mp, None
+        return exc
+    return None
 
 
 def _float64_eigenvalues(kappa, d, kmax, edges):
@@ -642,7 +646,7 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     ----------
     kernel : sphere kernel or callable
         An object with ``kappa(u)`` and optionally ``kappa_mp(u)`` (the protocol of
-        :mod:`ntklib.sphere`: :class:`SphereKernel`, :class:`ntklib.NTK`, :class:`ntklib.Laplace`,
+        :mod:`ntklib.sphere`: :class:`SphereKernel`, :class:`~ntklib.kernels.NTK`, :class:`~ntklib.classic.Laplace`,
         ...), or a vectorized float64 function of :math:`t\in[-1, 1]` (numpy array in, array of the
         same shape out).
     d : int
@@ -743,9 +747,10 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
         raise ValueError(f"path must be one of 'auto', 'float64', 'exact'; got {path!r}")
     if not isinstance(return_error, bool):
         raise TypeError(f"return_error must be a bool; got {return_error!r}")
-    kappa, kappa_mp, refusal = _resolve(kernel)
+    kappa, kappa_mp = _resolve(kernel)
     edges = _panel_edges(kmax)
     if path == "exact":
+        refusal = None if kappa_mp is None else _probe(kappa_mp)
         if refusal is not None:
             raise ValueError(f"path='exact' needs a high-precision form (closed-form activations): {refusal}")
         if kappa_mp is None:
@@ -757,7 +762,8 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     bad = err > rtol * np.abs(mu)
     if path == "auto" and bad.any():
         last = int(np.flatnonzero(bad)[-1])
-        if kappa_mp is not None:
+        refusal = None if kappa_mp is None else _probe(kappa_mp)  # only now: a probe costs a kappa_mp
+        if kappa_mp is not None and refusal is None:
             mu[: last + 1] = _high_precision_eigenvalues(kappa_mp, d, last, edges)
             err[: last + 1] = 0.0
         else:
