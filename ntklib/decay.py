@@ -240,6 +240,7 @@ def local_exponents(values, index):
     Returns
     -------
     exponents : ndarray, shape (m,)
+        :math:`d\log v/d\log i` at each abscissa.
 
     Raises
     ------

@@ -171,7 +171,8 @@ def legendre(d, k, t):
 
     Returns
     -------
-    P : float64 ndarray of the shape of ``t`` (a 0-d array for a scalar ``t``)
+    P : ndarray
+        :math:`P_k^{(d)}(t)`, float64, of the shape of ``t`` (a 0-d array for a scalar ``t``).
 
     Raises
     ------
@@ -394,7 +395,9 @@ class SphereKernel:
 
         Returns
         -------
-        kappa : float64, the kind and shape of ``u`` (numpy in, numpy out; tensor in, tensor out)
+        kappa : ndarray or torch.Tensor
+            :math:`\kappa(u)` in float64, of the kind and shape of ``u`` (numpy in, numpy out;
+            a tensor in, a tensor out on its device).
 
         Raises
         ------
@@ -445,6 +448,7 @@ class SphereKernel:
         Returns
         -------
         kappa : mpmath.mpf
+            :math:`\kappa(u)`, correct to about the working precision.
 
         Raises
         ------
