@@ -7,9 +7,9 @@
   other callable;
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
   mixed activations, biases, and their unit-sphere forms kappa(u);
-* :mod:`ntklib.spectra`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
-  of dot-product kernels on the sphere, accurate far into the tail; Gram-matrix spectra and
-  decay-exponent fits;
+* :mod:`ntklib.sphere`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
+  of dot-product kernels on the sphere, accurate far into the tail, and the sphere-kernel protocol;
+* :mod:`ntklib.decay`: Gram-matrix spectra, aliasing on the circle and decay-exponent fits;
 * :mod:`ntklib.classic`: Laplace, Gaussian, Matérn and exponential-power kernels;
 * :mod:`ntklib.data`: seeded points on spheres and circles;
 * :mod:`ntklib.networks`: finite networks (MLP, CNN) in the NTK, standard and mean-field
@@ -44,7 +44,7 @@ from .activations import (
     relu,
 )
 from .kernels import kappa, nngp, ntk, resolve_layers
-from . import book, classic, data, empirical, networks, regression, spectra, training
+from . import book, classic, data, decay, empirical, networks, regression, sphere, training
 from .cntk import cntk, cntk_grid, cntk_pixel_pairs
 from .networks import CNN, MLP
 from .empirical import EmpiricalNTK, empirical_nngp, empirical_ntk
@@ -52,16 +52,16 @@ from .training import History, train
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
 from .classic import ExpPower, Gaussian, Laplace, Matern
-from .spectra import (
+from .sphere import (
     SphereKernel,
     UnreliableEigenvalueWarning,
-    aliased_eigenvalues,
-    fit_decay,
-    gram_eigenvalues,
+    degree_of_index,
+    expand_multiplicities,
     legendre,
     multiplicity,
     sphere_eigenvalues,
 )
+from .decay import aliased_eigenvalues, fit_decay, gram_eigenvalues, local_exponents
 
 __version__ = "0.1.0"
 
@@ -86,9 +86,12 @@ __all__ = [
     "legendre",
     "multiplicity",
     "sphere_eigenvalues",
+    "expand_multiplicities",
+    "degree_of_index",
     "aliased_eigenvalues",
     "fit_decay",
     "gram_eigenvalues",
+    "local_exponents",
     "Laplace",
     "Gaussian",
     "Matern",
@@ -96,7 +99,8 @@ __all__ = [
     "book",
     "classic",
     "data",
-    "spectra",
+    "decay",
+    "sphere",
     "MLP",
     "CNN",
     "empirical_ntk",

@@ -1,13 +1,33 @@
 """An independent high-precision (mpmath, 40 digits) implementation of the kernel recursion.
 
 Written from the published closed forms (Cho & Saul 2009; Williams 1997) with none of ntklib's
-code, to check ntklib's float64 results to ~1e-15, in particular at and near u = +-1 where float64 formulas can lose digits.
+code, to check ntklib's float64 results to ~1e-15, in particular at and near u = +-1 where float64
+formulas can lose digits. Also the Funk-Hecke eigenvalues on the sphere by mpmath's own adaptive
+quadrature and Gegenbauer functions (:func:`eigenvalue`), used by tests/test_sphere.py and by the
+far-tail check tests/check_spectra_tail.py.
+
+No global state: every function works under a local ``mp.workdps`` (at least :data:`DPS` digits,
+more if the caller has set more); importing this module leaves ``mp.mp.dps`` alone.
 """
+import functools
+
 import mpmath as mp
 
-mp.mp.dps = 40
+DPS = 40  # digits of the kernel recursion
 
 
+def _at_least_dps(fn):
+    """Run ``fn`` under mp.workdps(max(DPS, the caller's digits)), restoring the caller's after."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with mp.workdps(max(DPS, mp.mp.dps)):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@_at_least_dps
 def J(n, u):
     """Cho & Saul's J_n at cos(theta) = u."""
     u = mp.mpf(u)
@@ -28,6 +48,7 @@ def double_fact_odd(k):
     return out
 
 
+@_at_least_dps
 def duals(name, q1, q2, q12):
     """(E[s(u)s(v)], E[s'(u)s'(v)], c_sigma) for an activation name ('relu2' is ReLU^2)."""
     q1, q2, q12 = mp.mpf(q1), mp.mpf(q2), mp.mpf(q12)
@@ -52,6 +73,7 @@ def duals(name, q1, q2, q12):
     raise KeyError(name)
 
 
+@_at_least_dps
 def kernel(names, x, y, *, bias_var=0.0, ntk=True):
     """Theta^(L)(x, y) (or Sigma^(L)) for hidden-layer activations `names`, inputs as lists."""
     b = mp.mpf(bias_var)
@@ -68,7 +90,34 @@ def kernel(names, x, y, *, bias_var=0.0, ntk=True):
     return theta if ntk else sxy
 
 
+@_at_least_dps
 def kappa(names, u, *, ntk=True):
     """The unit-sphere kernel at x . y = u."""
     u = mp.mpf(u)
     return kernel(names, [mp.mpf(1), mp.mpf(0)], [u, mp.sqrt(1 - u * u)], ntk=ntk)
+
+
+def eigenvalue(names, kernel_name, d, k, *, dps=30):
+    """mu_k on S^(d-1) of the unit-sphere kernel of `names` ("ntk" or "nngp"), to about `dps` digits.
+
+    The Funk-Hecke integral in the angle, mu_k = c_d int_0^pi kappa(cos a) P_k(cos a) sin^(d-2) a da,
+    by mpmath's adaptive quadrature on one subinterval per half period of P_k, with mpmath's own
+    Chebyshev / Legendre / Gegenbauer functions and the recursion above (no ntklib code).
+    """
+    with mp.workdps(dps):
+        lam = mp.mpf(d - 2) / 2
+
+        def P(t):
+            if d == 2:
+                return mp.chebyt(k, t)
+            if d == 3:
+                return mp.legendre(k, t)
+            return mp.gegenbauer(k, lam, t) / mp.gegenbauer(k, lam, 1)
+
+        def f(angle):
+            t = mp.cos(angle)
+            return kappa(names, t, ntk=kernel_name == "ntk") * P(t) * mp.sin(angle) ** (d - 2)
+
+        cuts = [mp.pi * j / (k + 2) for j in range(k + 3)]
+        c = mp.gamma(mp.mpf(d) / 2) / (mp.sqrt(mp.pi) * mp.gamma(mp.mpf(d - 1) / 2))
+        return c * mp.quad(f, cuts)

@@ -1,9 +1,11 @@
-"""ntklib.spectra: multiplicities, Legendre polynomials and Funk–Hecke eigenvalues.
+"""ntklib.sphere: multiplicities, Legendre polynomials, the sphere-kernel protocol and Funk–Hecke
+eigenvalues.
 
-The eigenvalues are checked against an independent 30-digit computation: tests/mpref.py's kernel
-recursion, mpmath's own Legendre/Gegenbauer functions and mpmath's adaptive quadrature over
-[0, pi] cut into periods of P_k. None of it shares code with ntklib.
+The eigenvalues are checked against an independent 30-digit computation, mpref.eigenvalue:
+tests/mpref.py's kernel recursion, mpmath's own Legendre/Gegenbauer functions and mpmath's adaptive
+quadrature over [0, pi] cut into periods of P_k. None of it shares code with ntklib.
 """
+import importlib
 import math
 import warnings
 from fractions import Fraction
@@ -14,6 +16,8 @@ import pytest
 from scipy import special
 
 import mpref
+import torch
+
 import ntklib as nk
 
 
@@ -36,51 +40,39 @@ def test_multiplicity_is_the_rank_of_the_legendre_kernel(d, k):
     """Addition theorem: P_k(x . y) = (1/N) sum_j Y_kj(x) Y_kj(y), so the matrix P_k(x_i . x_j) of
     n > N random points has rank exactly N(d, k): an independent count of dim H_k."""
     X = nk.data.sphere(3 * nk.multiplicity(d, k) + 20, d, seed=k)
-    ev = np.linalg.eigvalsh(nk.legendre(k, d, np.clip(X @ X.T, -1, 1)))[::-1]
+    ev = np.linalg.eigvalsh(nk.legendre(d, k, np.clip(X @ X.T, -1, 1)))[::-1]
     assert int(np.sum(ev > 1e-9 * ev[0])) == nk.multiplicity(d, k)
     np.testing.assert_array_equal(nk.multiplicity(5, np.arange(4)), [1.0, 5.0, 14.0, 30.0])
+
+
+def test_legendre_takes_d_before_k_like_multiplicity():
+    """legendre(d, k, t), the order of multiplicity(d, k): known polynomials, not the recurrence."""
+    t = np.linspace(-1, 1, 9)
+    np.testing.assert_allclose(nk.legendre(3, 2, t), (3 * t**2 - 1) / 2, atol=1e-15)  # Legendre P_2
+    np.testing.assert_allclose(nk.legendre(2, 3, t), 4 * t**3 - 3 * t, atol=1e-15)  # Chebyshev T_3
+    np.testing.assert_allclose(nk.legendre(4, 1, t), t, atol=1e-15)
+    np.testing.assert_allclose(nk.legendre(5, 2, t), (5 * t**2 - 1) / 4, atol=1e-15)  # C_2^(3/2) / C_2^(3/2)(1)
 
 
 @pytest.mark.parametrize("d", [2, 3, 4, 7, 10])
 def test_legendre_normalization_recurrence_and_orthogonality(d):
     t = np.linspace(-1, 1, 101)
-    P = [nk.legendre(k, d, t) for k in range(12)]
+    P = [nk.legendre(d, k, t) for k in range(12)]
     for k in range(12):
-        assert nk.legendre(k, d, 1.0) == pytest.approx(1.0, rel=1e-14)
+        assert nk.legendre(d, k, 1.0) == pytest.approx(1.0, rel=1e-14)
     for k in range(1, 11):  # P_{k+1} = ((2k+d-2) t P_k - k P_{k-1}) / (k+d-2)
         np.testing.assert_allclose(P[k + 1], ((2 * k + d - 2) * t * P[k] - k * P[k - 1]) / (k + d - 2), atol=1e-13)
     # orthogonality with weight (1-t^2)^((d-3)/2): Gauss-Jacobi quadrature, exact for these degrees
     a = (d - 3) / 2
     x, w = special.roots_jacobi(20, a, a)
-    gram = np.array([[w @ (nk.legendre(i, d, x) * nk.legendre(j, d, x)) for j in range(8)] for i in range(8)])
+    gram = np.array([[w @ (nk.legendre(d, i, x) * nk.legendre(d, j, x)) for j in range(8)] for i in range(8)])
     np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-13)
 
 
 # ----------------------------------------------------------------------------------------------
 # eigenvalues against an independent 30-digit Funk-Hecke integral
 # ----------------------------------------------------------------------------------------------
-def mp_eigenvalue(names, kernel, d, k):
-    """mu_k by mpmath quadrature in theta, one subinterval per half period of P_k."""
-    with mp.workdps(30):
-        lam = mp.mpf(d - 2) / 2
-
-        def P(t):
-            if d == 2:
-                return mp.chebyt(k, t)
-            if d == 3:
-                return mp.legendre(k, t)
-            return mp.gegenbauer(k, lam, t) / mp.gegenbauer(k, lam, 1)
-
-        def f(th):
-            t = mp.cos(th)
-            return mpref.kappa(names, t, ntk=kernel == "ntk") * P(t) * mp.sin(th) ** (d - 2)
-
-        cuts = [mp.pi * j / (k + 2) for j in range(k + 3)]
-        c = mp.gamma(mp.mpf(d) / 2) / (mp.sqrt(mp.pi) * mp.gamma(mp.mpf(d - 1) / 2))
-        return c * mp.quad(f, cuts)
-
-
-CASES = [  # (d, depth, kernel, degrees); larger k are covered by benchmarks/check_spectra_tail.py
+CASES = [  # (d, depth, kernel, degrees); larger k: tests/check_spectra_tail.py
     (2, 2, "nngp", [0, 1, 5, 30]),
     (3, 1, "ntk", [0, 1, 2, 3, 31]),
     (3, 3, "nngp", [1, 7, 25]),
@@ -96,7 +88,7 @@ def test_eigenvalues_match_independent_30_digit_integral(d, depth, kernel, ks):
     mu = nk.sphere_eigenvalues(nk.SphereKernel(depth, kernel=kernel), d, max(ks))
     mu0 = abs(mu[0])
     for k in ks:
-        ref = float(mp_eigenvalue(["relu"] * depth, kernel, d, k))
+        ref = float(mpref.eigenvalue(["relu"] * depth, kernel, d, k))
         if abs(ref) < 1e-20 * mu0:  # vanishing (two-layer NTK/NNGP at odd k >= 3, say)
             assert abs(mu[k]) < 1e-15 * mu0, (k, mu[k])
         else:
@@ -109,7 +101,7 @@ def test_far_tail_d3_matches_independent_integral():
     kern = nk.SphereKernel(2, kernel="nngp")
     mu, err = nk.sphere_eigenvalues(kern, 3, 90, rtol=1e-9, return_error=True)
     assert err[90] == 0  # computed by the high-precision path
-    ref = float(mp_eigenvalue(["relu", "relu"], "nngp", 3, 90))
+    ref = float(mpref.eigenvalue(["relu", "relu"], "nngp", 3, 90))
     assert mu[90] == pytest.approx(ref, rel=1e-9)
 
 
@@ -148,7 +140,7 @@ def test_path_float64_gives_every_degree_without_warning_and_exact_needs_a_close
         warnings.simplefilter("error")
         mu = nk.sphere_eigenvalues(lambda t: kern(t), 3, 300, path="float64")
     assert not np.isnan(mu).any()
-    with pytest.raises(TypeError, match="path='exact' needs an nk.SphereKernel"):
+    with pytest.raises(TypeError, match="path='exact' needs a kernel with a kappa_mp method"):
         nk.sphere_eigenvalues(lambda t: kern(t), 3, 10, path="exact")
     with pytest.raises(ValueError, match="closed-form"):
         nk.sphere_eigenvalues(nk.SphereKernel(2, activation="gelu"), 3, 10, path="exact")
@@ -247,7 +239,7 @@ def test_trace_and_reconstruction(d):
     assert ok[:8].all()
     dropped = np.sum(N[~ok] * err[~ok] / rtol)
     for t in (1.0, 0.3, -0.8):
-        rebuilt = sum(mu[k] * N[k] * nk.legendre(k, d, t) for k in np.flatnonzero(ok))
+        rebuilt = sum(mu[k] * N[k] * nk.legendre(d, k, t) for k in np.flatnonzero(ok))
         assert abs(rebuilt - f(t)) <= dropped + np.sum(N[ok] * err[ok]) + 1e-14
 
 
@@ -260,14 +252,27 @@ def test_trace_and_reconstruction(d):
         (lambda: nk.sphere_eigenvalues(np.cos, 1, 5), ValueError, "d must be >= 2"),
         (lambda: nk.sphere_eigenvalues(np.cos, 3.0, 5), TypeError, "d must be an int"),
         (lambda: nk.sphere_eigenvalues(np.cos, 3, -1), ValueError, "kmax must be >= 0"),
-        (lambda: nk.sphere_eigenvalues("relu", 3, 5), TypeError, "kappa must be"),
+        (lambda: nk.sphere_eigenvalues("relu", 3, 5), TypeError, "kernel must be a sphere kernel"),
+        (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, rtol=True), ValueError, "rtol"),
+        (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, return_error=1), TypeError, "return_error must be a bool"),
         (lambda: nk.sphere_eigenvalues(lambda t: t[:3], 3, 5), ValueError, "same shape|shape of its argument"),
         (lambda: nk.sphere_eigenvalues(lambda t: np.full_like(t, np.nan), 3, 5), ValueError, "finite"),
         (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, rtol=0), ValueError, "rtol"),
-        (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, path="mpmath"), ValueError, "path must be"),
-        (lambda: nk.legendre(2, 3, 1.5), ValueError, "t must lie"),
+        (lambda: nk.sphere_eigenvalues(np.cos, 3, 5, path="mpmath"), ValueError,
+         "path must be one of 'auto', 'float64', 'exact'"),
+        (lambda: nk.legendre(3, 2, 1.5), ValueError, "t must lie"),
+        (lambda: nk.legendre(3, 2, np.nan), ValueError, "t must be finite; got NaN or inf"),
+        (lambda: nk.legendre(3, 2, [0.5, np.inf]), ValueError, "t must be finite"),
+        (lambda: nk.legendre(1, 2, 0.5), ValueError, "d must be >= 2"),
+        (lambda: nk.legendre(3, -1, 0.5), ValueError, "k must be >= 0"),
+        (lambda: nk.legendre(3, 2.0, 0.5), TypeError, "k must be an int"),
+        (lambda: nk.expand_multiplicities([[1.0]], 3), ValueError, "one-dimensional"),
+        (lambda: nk.expand_multiplicities([1.0, np.nan], 3), ValueError, "NaN"),
+        (lambda: nk.degree_of_index(-1, 3), ValueError, "i must be >= 0"),
+        (lambda: nk.SphereKernel(2).kappa_mp(2), ValueError, "u must lie in"),
+        (lambda: nk.SphereKernel(2, activation="gelu").kappa_mp(0.5), TypeError, "no high-precision path"),
         (lambda: nk.multiplicity(3, -1), ValueError, "k must be >= 0"),
-        (lambda: nk.SphereKernel(2, kernel="cntk"), ValueError, "kernel must be"),
+        (lambda: nk.SphereKernel(2, kernel="cntk"), ValueError, "kernel must be one of 'ntk', 'nngp'"),
     ],
 )
 def test_bad_input_errors(call, err, match):
@@ -283,9 +288,171 @@ def test_quadrature_activation_kernel_falls_back_to_warning():
 
 
 def test_sphere_kernel_high_precision_values_match_float64_per_layer_weights():
-    """mp_values uses each layer's own weight (c_sigma exactly where weight_var is None)."""
+    """kappa_mp uses each layer's own weight (c_sigma exactly where weight_var is None)."""
     for wv in ([None, 1.0], [1.5, None], None):
         k = nk.SphereKernel(2, weight_var=wv, bias_var=0.2, kernel="ntk")
         with mp.workdps(30):
-            hp = [float(v) for v in k.mp_values([mp.mpf(u) for u in ("-0.7", "0.3", "1")])]
-        np.testing.assert_allclose(hp, k(np.array([-0.7, 0.3, 1.0])), rtol=1e-14)
+            hp = [float(k.kappa_mp(mp.mpf(u))) for u in ("-0.7", "0.3", "1")]
+        np.testing.assert_allclose(hp, k.kappa(np.array([-0.7, 0.3, 1.0])), rtol=1e-14)
+
+
+@pytest.mark.parametrize("names, kernel", [(["relu", "relu"], "ntk"), (["erf", "relu"], "nngp"),
+                                           (["sin", "cos", "step"], "nngp"), (["relu3"], "ntk")])
+def test_kappa_mp_matches_the_independent_recursion_to_30_digits(names, kernel):
+    """Against mpref's recursion (no ntklib code), at the caller's precision of 40 digits: to 1e-32
+    of kappa(1) (near u = -1 the closed forms cancel to absolute, not relative, accuracy: ~1e-37)."""
+    acts = [nk.relu(3) if n == "relu3" else n for n in names]
+    k = nk.SphereKernel(len(names), acts, kernel=kernel)
+    us = ("-1", "-0.9999999999", "-0.3", "0.5", "0.99999999999999", "1")
+    with mp.workdps(60):  # the reference's arccos loses ~10 digits at u = 1 - 1e-14: give it 60
+        scale = abs(mpref.kappa(names, 1, ntk=kernel == "ntk"))
+        refs = [mpref.kappa(names, u, ntk=kernel == "ntk") for u in us]
+    with mp.workdps(40):
+        for u, ref in zip(us, refs):
+            assert abs(k.kappa_mp(mp.mpf(u)) - ref) <= mp.mpf(10) ** -32 * scale, (u, names)
+
+
+def test_kappa_mp_works_at_the_callers_precision_and_sets_none():
+    k = nk.SphereKernel(3, kernel="nngp")
+    dps = mp.mp.dps
+    with mp.workdps(15):
+        low = k.kappa_mp(mp.mpf("0.3"))
+    with mp.workdps(60):
+        high = k.kappa_mp(mp.mpf("0.3"))
+        assert abs(low - high) > mp.mpf(10) ** -40  # really computed at 15 digits, not at 60
+        assert abs(low - high) < mp.mpf(10) ** -13
+        ref = mpref.kappa(["relu"] * 3, mp.mpf("0.3"), ntk=False)
+        assert abs(high - ref) < mp.mpf(10) ** -38
+    assert mp.mp.dps == dps
+
+
+def test_importing_mpref_leaves_mpmath_precision_alone():
+    with mp.workdps(17):
+        importlib.reload(mpref)
+        assert mp.mp.dps == 17
+        mpref.kappa(["relu"], "0.5")  # and computing with it neither
+        assert mp.mp.dps == 17
+
+
+def test_eigenvalues_do_not_depend_on_the_callers_mpmath_precision():
+    kern = nk.SphereKernel(2, kernel="nngp")
+    results = []
+    for dps in (8, 15, 90):
+        with mp.workdps(dps):
+            results.append(nk.sphere_eigenvalues(kern, 3, 60, path="exact"))
+            assert mp.mp.dps == dps
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+# ----------------------------------------------------------------------------------------------
+# the sphere-kernel protocol
+# ----------------------------------------------------------------------------------------------
+class _FloatOnly:
+    """kappa alone: the protocol's float64 half (calling it is not kappa, as for a Gram kernel)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, X, Y=None):
+        raise AssertionError("sphere_eigenvalues must use .kappa, not call the object")
+
+    def kappa(self, u):
+        return self.inner.kappa(u)
+
+
+class _WithMp(_FloatOnly):
+    def kappa_mp(self, u):
+        return self.inner.kappa_mp(u)
+
+
+def test_protocol_objects_plain_callables_and_sphere_kernels_agree():
+    kern = nk.SphereKernel(3, kernel="nngp")
+    exact = nk.sphere_eigenvalues(kern, 3, 300)
+    # kappa and kappa_mp: the same high-precision tail as the SphereKernel itself
+    np.testing.assert_array_equal(nk.sphere_eigenvalues(_WithMp(kern), 3, 300), exact)
+    # kappa alone (and a plain callable): float64 only, NaN and a warning where float64 fails
+    for obj in (_FloatOnly(kern), kern.kappa):
+        with pytest.warns(nk.UnreliableEigenvalueWarning, match="no kappa_mp"):
+            mu = nk.sphere_eigenvalues(obj, 3, 300)
+        ok = ~np.isnan(mu)
+        assert 50 < ok.sum() < 301
+        np.testing.assert_allclose(mu[ok], exact[ok], rtol=1e-6)
+    with pytest.raises(TypeError, match="kappa_mp method"):
+        nk.sphere_eigenvalues(_FloatOnly(kern), 3, 10, path="exact")
+
+
+def test_a_classic_kernel_object_is_a_sphere_kernel():
+    """nk.Laplace() called on points is a Gram matrix; sphere_eigenvalues must read its .kappa."""
+    lap = nk.Laplace()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nk.UnreliableEigenvalueWarning)
+        mu = nk.sphere_eigenvalues(lap, 3, 30)
+        ref = nk.sphere_eigenvalues(lap.kappa, 3, 30)
+    np.testing.assert_array_equal(mu, ref)
+    assert mu[0] > 0
+
+
+def test_kappa_mp_refusal_means_float64_only_with_the_reason():
+    gelu = nk.SphereKernel(2, activation="gelu")
+    with pytest.warns(nk.UnreliableEigenvalueWarning, match="gelu.*quadrature"):
+        nk.sphere_eigenvalues(gelu, 3, 40)
+    with pytest.raises(ValueError, match="no high-precision path"):
+        nk.sphere_eigenvalues(gelu, 3, 10, path="exact")
+
+
+def test_sphere_kernel_call_equals_kappa_and_keeps_tensors():
+    k = nk.SphereKernel(2, ["erf", "relu"], kernel="nngp", bias_var=0.1)
+    u = np.linspace(-1, 1, 7)
+    np.testing.assert_array_equal(k(u), k.kappa(u))
+    np.testing.assert_array_equal(k.kappa(u), nk.kappa(u, depth=2, activation=["erf", "relu"], kernel="nngp",
+                                                       bias_var=0.1))
+    out = k.kappa(torch.as_tensor(u))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_array_equal(out.numpy(), k.kappa(u))
+
+
+@pytest.mark.parametrize("kern", [nk.SphereKernel(2), nk.SphereKernel(1, "step", kernel="nngp"),
+                                  nk.SphereKernel(3, ["relu", "erf", "sin"], weight_var=[None, 1.5, None],
+                                                  bias_var=0.25),
+                                  nk.SphereKernel(0, kernel="nngp")], ids=repr)
+def test_sphere_kernel_repr_reads_back_and_equality_is_on_the_parameters(kern):
+    again = eval(repr(kern), {"SphereKernel": nk.SphereKernel})
+    assert again == kern and hash(again) == hash(kern) and again is not kern
+    assert kern != nk.SphereKernel(4) and kern != "relu"
+    assert len({kern, again}) == 1
+
+
+def test_sphere_kernel_equality_sees_every_parameter():
+    base = nk.SphereKernel(2, "relu", "ntk", None, 0.0)
+    for other in (nk.SphereKernel(3), nk.SphereKernel(2, "erf"), nk.SphereKernel(2, kernel="nngp"),
+                  nk.SphereKernel(2, weight_var=2.0), nk.SphereKernel(2, bias_var=0.1)):
+        assert other != base
+    assert nk.SphereKernel(2, nk.get_activation("relu")) == base  # the same activation, another spelling
+
+
+# ----------------------------------------------------------------------------------------------
+# multiplicities by index (copied from tests/test_classic.py, where the lead removes them)
+# ----------------------------------------------------------------------------------------------
+def test_degree_index_and_multiplicities():
+    mu = 1.0 / (1 + np.arange(6)) ** 3
+    lam = nk.expand_multiplicities(mu, 3)
+    assert len(lam) == sum(2 * k + 1 for k in range(6))
+    for i in range(len(lam)):
+        assert lam[i] == mu[nk.degree_of_index(i, 3)]
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 6])
+def test_degree_of_index_counts_multiplicities(d):
+    """The first index of degree k is sum_{j<k} N(d, j) = C(k+d-2, d-1) + C(k+d-3, d-1), by an
+    independent telescoping count."""
+    for k in range(1, 12):
+        first = math.comb(k + d - 2, d - 1) + math.comb(k + d - 3, d - 1)
+        assert nk.degree_of_index(first, d) == k
+        assert nk.degree_of_index(first - 1, d) == k - 1
+
+
+def test_expand_multiplicities_sorts_a_non_monotone_spectrum():
+    mu = np.array([0.1, 0.5, 0.0, 0.2])  # N(3, k) = 1, 3, 5, 7
+    lam = nk.expand_multiplicities(mu, 3)
+    np.testing.assert_array_equal(lam, [0.5] * 3 + [0.2] * 7 + [0.1] + [0.0] * 5)

@@ -1,0 +1,785 @@
+r"""Dot-product kernels on the sphere: multiplicities, Legendre polynomials, Funk–Hecke eigenvalues.
+
+A kernel :math:`k(x, y) = \kappa(x\cdot y)` on :math:`S^{d-1}` (uniform probability measure) is
+diagonal in the spherical harmonics; the harmonics of degree :math:`k` span a space of dimension
+:math:`N(d, k)` and share the eigenvalue
+
+.. math::
+
+    \mu_k = \frac{\omega_{d-2}}{\omega_{d-1}} \int_{-1}^{1} \kappa(t)\, P_k^{(d)}(t)\,
+    (1 - t^2)^{(d-3)/2}\, dt
+    = \frac{\Gamma(d/2)}{\sqrt\pi\,\Gamma((d-1)/2)} \int_0^\pi \kappa(\cos\theta)\,
+    P_k^{(d)}(\cos\theta)\, \sin^{d-2}\theta\, d\theta ,
+
+with :math:`P_k^{(d)}` the Gegenbauer polynomial of index :math:`(d-2)/2` normalized to
+:math:`P_k^{(d)}(1) = 1` (Legendre for :math:`d = 3`, Chebyshev for :math:`d = 2`), and
+:math:`\kappa(t) = \sum_k \mu_k N(d, k) P_k^{(d)}(t)`. Here :math:`\theta` is the angle between
+:math:`x` and :math:`y` (in code ``angle``; ``theta`` names the NTK :math:`\Theta`, as in the book).
+
+**The sphere-kernel protocol.** Everything here that takes "a kernel on the sphere" (and the
+boolean-cube tools, which use the same objects) accepts
+
+* an object with a method ``kappa(u)``: :math:`\kappa` in float64, vectorized over cosines
+  :math:`u \in [-1, 1]` of any shape, returning the kind of ``u`` (numpy in, numpy out; a tensor in,
+  a tensor out). :class:`SphereKernel`, :class:`~ntklib.kernels.NTK`, :class:`~ntklib.kernels.NNGP` and the classic
+  kernels (:class:`~ntklib.classic.Laplace`, ...) are such objects;
+* optionally with a method ``kappa_mp(u)``: :math:`\kappa(u)` for one mpmath number ``u``, as an
+  mpmath number computed at the *caller's* current mpmath precision (it never sets the precision
+  itself), or a ``TypeError`` when the kernel has no high-precision form (an activation evaluated by
+  quadrature, say). :func:`sphere_eigenvalues` uses it, under a precision of its own, to resolve
+  eigenvalues beyond float64's reach;
+* or, for compatibility, a plain callable ``t -> kappa(t)`` on numpy arrays (float64 only).
+
+The ``kappa`` method wins over calling the object: a classic kernel called on points gives a Gram
+matrix, not :math:`\kappa`.
+
+**Why the tail is hard.** The ReLU NTK has :math:`\mu_k \sim k^{-d}` and its NNGP
+:math:`\mu_k \sim k^{-d-2}`. The integral of an :math:`O(1)` oscillating integrand has to come out as,
+say, :math:`10^{-15}`. Any float64 quadrature then returns round-off, however many nodes it uses.
+:func:`sphere_eigenvalues` integrates in :math:`\theta`. There :math:`\kappa(\cos\theta)` is smooth
+for the ReLU kernels, and an algebraic endpoint singularity such as :math:`\theta^\gamma` is resolved
+by panels graded geometrically into both ends. It estimates the error of every :math:`\mu_k`. Where
+float64 cannot reach the requested relative accuracy, it recomputes that part of the spectrum with
+``kappa_mp`` (45 digits) and the Funk–Hecke sums in exact 130-bit fixed point. For a kernel without
+``kappa_mp`` it returns NaN there and warns.
+
+Gram-matrix spectra and decay fits, which are not about the sphere, live in :mod:`ntklib.decay`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from scipy import special
+
+from ._arrays import check_int, check_variance, per_layer
+from .kernels import kappa as _kappa
+from .kernels import resolve_layers
+
+__all__ = [
+    "multiplicity",
+    "legendre",
+    "expand_multiplicities",
+    "degree_of_index",
+    "SphereKernel",
+    "sphere_eigenvalues",
+    "UnreliableEigenvalueWarning",
+]
+
+_Q = 24                  # Gauss–Legendre nodes per panel
+_Q_CHECK = 20            # a coarser rule on the same panels: the difference estimates the discretization error
+_GRADING = 40            # geometric panels into each endpoint, down to 2^-40 of a bulk panel
+_FIXED_BITS = 130        # fixed-point scale of the high-precision path (~ 39 digits)
+_MP_DPS = 45             # mpmath digits for kernel values and nodes
+_KERNELS = ("ntk", "nngp")
+
+
+class UnreliableEigenvalueWarning(RuntimeWarning):
+    """Some eigenvalues could not be computed to the requested accuracy in float64.
+
+    Emitted by :func:`sphere_eigenvalues` for a kernel without a high-precision form
+    (no ``kappa_mp``); the eigenvalues concerned are NaN.
+
+    Examples
+    --------
+    >>> import warnings, ntklib as nk
+    >>> issubclass(nk.UnreliableEigenvalueWarning, RuntimeWarning)
+    True
+    """
+
+
+def _check_d(d) -> int:
+    return check_int(d, "d", 2, "the sphere is S^(d-1) in R^d")
+
+
+def _check_k(k, name="k") -> int:
+    return check_int(k, name, 0)
+
+
+def multiplicity(d, k):
+    r"""Dimension :math:`N(d, k)` of the spherical harmonics of degree :math:`k` on :math:`S^{d-1}`.
+
+    :math:`N(d, k) = \frac{2k + d - 2}{k}\binom{k + d - 3}{d - 2}` for :math:`k \ge 1`,
+    :math:`N(d, 0) = 1` (equivalently :math:`\binom{k+d-1}{d-1} - \binom{k+d-3}{d-1}`).
+
+    Parameters
+    ----------
+    d : int
+        Ambient dimension, ``d >= 2`` (the sphere is :math:`S^{d-1} \subset \mathbb R^d`).
+    k : int or array_like of ints
+        Degrees, ``k >= 0``.
+
+    Returns
+    -------
+    N : int or ndarray
+        An exact int for an int ``k``; a float64 array of the shape of ``k`` for an array (the
+        values pass 2**63 for large ``d`` and ``k``).
+
+    Raises
+    ------
+    TypeError
+        ``d`` not an int, or ``k`` neither an int nor an array of ints.
+    ValueError
+        ``d < 2`` or a negative degree.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.multiplicity(3, 4), nk.multiplicity(2, 7), nk.multiplicity(10, 0)
+    (9, 2, 1)
+    >>> nk.multiplicity(5, [0, 1, 2])
+    array([ 1.,  5., 14.])
+    """
+    d = _check_d(d)
+
+    def exact(kk):
+        kk = _check_k(kk)
+        hi = math.comb(kk + d - 1, d - 1)
+        lo = math.comb(kk + d - 3, d - 1) if kk >= 2 else 0
+        return hi - lo
+
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        return exact(k)
+    arr = np.asarray(k)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"k must be an int or an array of ints; got dtype {arr.dtype}")
+    return np.array([float(exact(int(v))) for v in arr.ravel()]).reshape(arr.shape)
+
+
+def legendre(d, k, t):
+    r"""The Legendre polynomial :math:`P_k^{(d)}(t)` of :math:`S^{d-1}`, normalized to :math:`P_k^{(d)}(1) = 1`.
+
+    It is the Gegenbauer polynomial :math:`C_k^{\lambda}(t) / C_k^{\lambda}(1)` with
+    :math:`\lambda = (d-2)/2`: Chebyshev :math:`T_k` for :math:`d = 2`, Legendre :math:`P_k` for
+    :math:`d = 3` (all from ``scipy.special``). They satisfy
+    :math:`P_{k+1} = \big((2k + d - 2)\, t\, P_k - k P_{k-1}\big)/(k + d - 2)`, are orthogonal for the
+    weight :math:`(1 - t^2)^{(d-3)/2}`, and by the addition theorem
+    :math:`P_k^{(d)}(x\cdot y) = N(d, k)^{-1}\sum_j Y_{kj}(x) Y_{kj}(y)`.
+
+    The arguments come in the order of :func:`multiplicity`: ``(d, k)``.
+
+    Parameters
+    ----------
+    d : int
+        Ambient dimension, ``d >= 2``.
+    k : int
+        Degree, ``k >= 0``.
+    t : float or array_like
+        Points in :math:`[-1, 1]`, any shape.
+
+    Returns
+    -------
+    P : ndarray
+        :math:`P_k^{(d)}(t)`, float64, of the shape of ``t`` (a 0-d array for a scalar ``t``).
+
+    Raises
+    ------
+    TypeError
+        ``d`` or ``k`` not an int.
+    ValueError
+        ``d < 2``, ``k < 0``, a NaN or infinite ``t``, or ``t`` outside :math:`[-1, 1]`.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> float(nk.legendre(3, 2, 0.5))           # (3 t^2 - 1) / 2
+    -0.125
+    >>> float(nk.legendre(2, 3, np.cos(0.4)))   # Chebyshev: cos(3 theta)
+    0.362357754476...
+    >>> float(nk.legendre(7, 5, 1.0))
+    1.0
+    """
+    d, k = _check_d(d), _check_k(k)
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("t must be finite; got NaN or inf")
+    if np.any(np.abs(t) > 1):
+        raise ValueError(f"t must lie in [-1, 1]; got values up to |t| = {float(np.max(np.abs(t)))}")
+    if d == 2:
+        return special.eval_chebyt(k, t)
+    if d == 3:
+        return special.eval_legendre(k, t)
+    lam = (d - 2) / 2
+    return special.eval_gegenbauer(k, lam, t) / special.eval_gegenbauer(k, lam, 1.0)
+
+
+def expand_multiplicities(mu, d):
+    r"""Each :math:`\mu_k` repeated :math:`N(d, k)` times, in decreasing order.
+
+    These are the integral operator's eigenvalues by index, to set beside
+    :func:`~ntklib.decay.gram_eigenvalues` of ``n`` sampled points.
+
+    Parameters
+    ----------
+    mu : array_like, shape (kmax + 1,)
+        :math:`\mu_0, \dots, \mu_{k_{\max}}` (from :func:`sphere_eigenvalues`).
+    d : int
+        Ambient dimension, ``d >= 2``.
+
+    Returns
+    -------
+    lam : ndarray, shape (sum_k N(d, k),)
+        The eigenvalues with multiplicity, largest first.
+
+    Raises
+    ------
+    ValueError
+        ``mu`` not one-dimensional or containing NaN; bad ``d``.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.expand_multiplicities([0.5, 0.25, 0.0625], 3)   # N(3, k) = 1, 3, 5
+    array([0.5   , 0.25  , 0.25  , 0.25  , 0.0625, 0.0625, 0.0625, 0.0625,
+           0.0625])
+    """
+    d = _check_d(d)
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.ndim != 1:
+        raise ValueError(f"mu must be one-dimensional (mu_0, ..., mu_kmax); got shape {mu.shape}")
+    if np.isnan(mu).any():
+        raise ValueError("mu contains NaN (unreliable eigenvalues): there is no order to sort them in")
+    reps = [multiplicity(d, k) for k in range(len(mu))]
+    return np.sort(np.repeat(mu, reps))[::-1]
+
+
+def degree_of_index(i, d):
+    r"""The degree :math:`k` of the spherical harmonics that the ``i``-th eigenvalue belongs to.
+
+    The index ``i`` is 0-based, in the order of decreasing :math:`\mu_k` when :math:`\mu_k`
+    decreases with :math:`k` (the order of :func:`expand_multiplicities`). Since
+    :math:`\sum_{j \le k} N(d, j) \sim 2k^{d-1}/(d-1)!`, the index grows like :math:`i \sim k^{d-1}`:
+    a decay :math:`\mu_k \sim k^{-a}` reads :math:`\lambda_i \sim i^{-a/(d-1)}`.
+
+    Parameters
+    ----------
+    i : int
+        0-based eigenvalue index, ``i >= 0``.
+    d : int
+        Ambient dimension, ``d >= 2``.
+
+    Returns
+    -------
+    k : int
+        The smallest ``k`` with :math:`\sum_{j\le k} N(d, j) > i`.
+
+    Raises
+    ------
+    TypeError
+        ``i`` or ``d`` not an int.
+    ValueError
+        ``i < 0`` or ``d < 2``.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> # N(3, k) = 2k + 1 eigenvalues per degree
+    >>> [nk.degree_of_index(i, 3) for i in (0, 1, 3, 4, 8, 9)]
+    [0, 1, 1, 2, 2, 3]
+    """
+    i, d = check_int(i, "i", 0), _check_d(d)
+    k, total = 0, 1
+    while total <= i:
+        k += 1
+        total += multiplicity(d, k)
+    return k
+
+
+# ------------------------------------------------------------------------------------------------
+# the kernel of a deep network on the sphere, in float64 and in mpmath
+# ------------------------------------------------------------------------------------------------
+def _freeze(value):
+    """A hashable stand-in for a constructor argument (lists become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+class SphereKernel:
+    r"""The NTK or NNGP of a deep fully connected network on the unit sphere, :math:`\kappa(u)`.
+
+    A sphere kernel in the sense of the protocol of :mod:`ntklib.sphere`: :meth:`kappa` evaluates
+    :func:`~ntklib.kernels.kappa` in float64, and :meth:`kappa_mp` evaluates the same recursion in mpmath
+    (closed-form activations: ReLU\ :sup:`k`, step, erf, sin, cos, identity), so that
+    :func:`sphere_eigenvalues` resolves eigenvalues far below float64's reach.
+
+    Parameters
+    ----------
+    depth : int
+        Number of hidden layers :math:`L \ge 0`.
+    activation : str, Activation, callable or sequence of them, default "relu"
+        One activation for every hidden layer, or one per layer (as in :func:`~ntklib.kernels.ntk`).
+    kernel : {"ntk", "nngp"}, default "ntk"
+        :math:`\Theta^{(L)}` or :math:`\Sigma^{(L)}`.
+    weight_var : float, None or sequence of them, default None
+        Weight variance of each hidden layer; ``None`` (or a ``None`` entry) is that layer's
+        :math:`c_\sigma`, used exactly (not rounded to float64) by :meth:`kappa_mp`.
+    bias_var : float, default 0.0
+        Bias variance :math:`\beta^2` added to every :math:`\Sigma^{(h)}`.
+
+    Raises
+    ------
+    ValueError
+        ``kernel`` not one of ``"ntk"``, ``"nngp"``; bad ``depth``, ``weight_var`` or ``bias_var``
+        (see :func:`~ntklib.kernels.ntk`).
+    TypeError
+        An ``activation`` that is neither a name, an Activation nor a callable.
+
+    Notes
+    -----
+    Calling the object, ``k(u)``, is the same as ``k.kappa(u)`` (kept for compatibility). Two
+    kernels are equal when their constructor arguments are; the repr reads back as code.
+
+    Examples
+    --------
+    >>> import mpmath as mp, ntklib as nk
+    >>> k = nk.SphereKernel(depth=2)
+    >>> k
+    SphereKernel(depth=2, activation='relu', kernel='ntk', weight_var=None, bias_var=0.0)
+    >>> float(k.kappa(1.0))                    # depth + 1 at u = 1
+    3.0
+    >>> with mp.workdps(30):                  # the same recursion in mpmath
+    ...     print(k.kappa_mp(mp.mpf("0.5")))
+    1.3514795611234831630837342058
+    >>> float(k.kappa(0.5))
+    1.35147956112348...
+    >>> eval(repr(k), {"SphereKernel": nk.SphereKernel}) == k
+    True
+    """
+
+    def __init__(self, depth, activation="relu", kernel="ntk", weight_var=None, bias_var=0.0):
+        if not isinstance(kernel, str) or kernel not in _KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(map(repr, _KERNELS))}; got {kernel!r}")
+        self.layers = resolve_layers(depth, activation, weight_var, bias_var)
+        # which layers use c_sigma (then the high-precision path uses its exact value, not the float)
+        self._default_weight = [wv is None for wv in per_layer(weight_var, "weight_var", len(self.layers))]
+        self._bias = check_variance(bias_var, "bias_var", positive=False)
+        self.depth, self.activation, self.kernel = depth, activation, kernel
+        self.weight_var, self.bias_var = weight_var, bias_var
+        self._closed_form = all(layer.activation.closed_form for layer in self.layers)
+        self._mp_constants_at = {}  # mpmath precision (bits) -> (bias, per-layer constants)
+
+    def __repr__(self):
+        return (
+            f"SphereKernel(depth={self.depth!r}, activation={self.activation!r}, kernel={self.kernel!r}, "
+            f"weight_var={self.weight_var!r}, bias_var={self.bias_var!r})"
+        )
+
+    def _key(self):
+        acts = tuple((type(layer.activation), layer.activation.name) if layer.activation.closed_form
+                     else layer.activation for layer in self.layers)
+        return (self.depth, acts, self.kernel, _freeze(self.weight_var), self._bias)
+
+    def __eq__(self, other):
+        if not isinstance(other, SphereKernel):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether every layer's activation has a closed form (then :meth:`kappa_mp` works)."""
+        return self._closed_form
+
+    def kappa(self, u):
+        r""":math:`\kappa(u)` in float64: :func:`~ntklib.kernels.kappa` with this kernel's arguments.
+
+        Parameters
+        ----------
+        u : float, array_like or torch.Tensor
+            Cosines in :math:`[-1, 1]`, any shape.
+
+        Returns
+        -------
+        kappa : ndarray or torch.Tensor
+            :math:`\kappa(u)` in float64, of the kind and shape of ``u`` (numpy in, numpy out;
+            a tensor in, a tensor out on its device).
+
+        Raises
+        ------
+        ValueError
+            ``u`` outside :math:`[-1, 1]`.
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> nk.SphereKernel(1, kernel="nngp").kappa(np.array([-1.0, 0.0, 1.0])) * np.pi
+        array([0.        , 1.        , 3.14159265])
+        """
+        return _kappa(u, depth=self.depth, activation=self.activation, kernel=self.kernel,
+                      weight_var=self.weight_var, bias_var=self.bias_var)
+
+    __call__ = kappa
+
+    def _mp_constants(self):
+        """The bias variance and, per layer, (activation, weight variance, Sigma^(h-1)(x, x)) at
+        the current precision (computed once per precision)."""
+        import mpmath as mp
+
+        cached = self._mp_constants_at.get(mp.mp.prec)
+        if cached is None:
+            b = mp.mpf(self._bias)
+            consts = []
+            q = 1 + b  # diagonal Sigma^(h)(x, x) on the unit sphere, the same for every point
+            for layer, default in zip(self.layers, self._default_weight):
+                act = layer.activation
+                w = act._mp_c_sigma() if default else mp.mpf(layer.weight_var)
+                consts.append((act, w, q))
+                q = w * act._mp_duals(q, q, mp.mpf(1))[0] + b
+            cached = self._mp_constants_at[mp.mp.prec] = (b, consts)
+        return cached
+
+    def kappa_mp(self, u):
+        r""":math:`\kappa(u)` for one mpmath number, at the caller's current mpmath precision.
+
+        The recursion runs in mpmath throughout, with each default weight variance the exact
+        :math:`c_\sigma`. It never changes the precision: set it around the call with
+        ``mpmath.workdps``.
+
+        Parameters
+        ----------
+        u : mpmath.mpf, float or str
+            One cosine in :math:`[-1, 1]` (converted with ``mpmath.mpf``).
+
+        Returns
+        -------
+        kappa : mpmath.mpf
+            :math:`\kappa(u)`, correct to about the working precision.
+
+        Raises
+        ------
+        TypeError
+            Some layer's activation has no closed form (it is evaluated by quadrature, which has no
+            high-precision path).
+        ValueError
+            ``u`` outside :math:`[-1, 1]` or not finite.
+
+        Examples
+        --------
+        >>> import mpmath as mp, ntklib as nk
+        >>> k = nk.SphereKernel(1, kernel="nngp")
+        >>> with mp.workdps(40):                  # kappa_1(0) = 1/pi
+        ...     print(k.kappa_mp(0) * mp.pi)
+        1.0
+        """
+        import mpmath as mp
+
+        if not self._closed_form:
+            names = [layer.activation.name for layer in self.layers if not layer.activation.closed_form]
+            raise TypeError(
+                f"kappa_mp needs closed-form activations (ReLU^k, step, erf, sin, cos, identity); "
+                f"{names[0]!r} is evaluated by quadrature and has no high-precision path"
+            )
+        u = mp.mpf(u)
+        if not (mp.isfinite(u) and -1 <= u <= 1):
+            raise ValueError(f"u must lie in [-1, 1]; got {u}")
+        one = mp.mpf(1)
+        b, consts = self._mp_constants()
+        sigma = u + b
+        theta = sigma
+        for act, w, q in consts:
+            rho = max(min(sigma / q, one), -one)
+            e, ed = act._mp_duals(q, q, rho)
+            sigma = w * e + b
+            theta = theta * w * ed + sigma
+        return theta if self.kernel == "ntk" else sigma
+
+
+# ------------------------------------------------------------------------------------------------
+# the quadrature rule in the angle theta = arccos t (``angle`` in code)
+# ------------------------------------------------------------------------------------------------
+def _panel_edges(kmax: int) -> np.ndarray:
+    """Panel end points in [0, pi]: uniform panels of width ~16/kmax (2.5 periods of P_kmax per
+    panel) and panels graded geometrically into both endpoints."""
+    nmid = math.ceil(max(kmax, 1) * math.pi / 16) + 8
+    bulk = np.linspace(0.0, math.pi, nmid + 1)
+    graded = (math.pi / nmid) * 0.5 ** np.arange(1, _GRADING + 1)
+    return np.unique(np.concatenate([bulk, graded, math.pi - graded]))
+
+
+def _rule(edges: np.ndarray, q: int):
+    z, w = np.polynomial.legendre.leggauss(q)
+    a, b = edges[:-1, None], edges[1:, None]
+    angle = (a + (b - a) * (z + 1) / 2).ravel()
+    weight = ((b - a) / 2 * w).ravel()
+    return angle, weight
+
+
+def _norm_const(d: int) -> float:
+    """omega_{d-2} / omega_{d-1} for the integral in the angle: Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2))."""
+    return math.exp(math.lgamma(d / 2) - 0.5 * math.log(math.pi) - math.lgamma((d - 1) / 2))
+
+
+def _funk_hecke_sums(f: np.ndarray, t: np.ndarray, d: int, kmax: int):
+    """sum_i f_i P_k(t_i) and sum_i |f_i P_k(t_i)| for k = 0..kmax, by the three-term recurrence."""
+    mu, size = np.empty(kmax + 1), np.empty(kmax + 1)
+    absf = np.abs(f)
+    p_prev, p = None, np.ones_like(t)
+    for k in range(kmax + 1):
+        mu[k], size[k] = f @ p, absf @ np.abs(p)
+        nxt = t.copy() if k == 0 else ((2 * k + d - 2) * t * p - k * p_prev) / (k + d - 2)
+        p_prev, p = p, nxt
+    return mu, size
+
+
+def _kappa_values(kappa, t):
+    values = kappa(t)
+    if hasattr(values, "detach"):  # a torch tensor, from a kappa that was given numpy anyway
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != t.shape or not np.all(np.isfinite(values)):
+        raise ValueError("kappa must return a finite float array of the shape of its argument on [-1, 1]")
+    return values
+
+
+def _resolve(kernel):
+    """(float64 kappa, kappa_mp or None) of a sphere kernel (the protocol of the module docstring)."""
+    method = getattr(kernel, "kappa", None)
+    if callable(method):
+        kappa = method
+    elif callable(kernel):
+        kappa = kernel
+    else:
+        raise TypeError(
+            "kernel must be a sphere kernel (an object with a kappa(u) method, e.g. nk.SphereKernel or "
+            f"nk.Laplace()) or a callable t -> kappa(t) on [-1, 1]; got {type(kernel).__name__}"
+        )
+    kappa_mp = getattr(kernel, "kappa_mp", None)
+    return kappa, (kappa_mp if callable(kappa_mp) and callable(method) else None)
+
+
+def _probe(kappa_mp):
+    """The TypeError with which ``kappa_mp`` says it has no high-precision form, or None."""
+    import mpmath as mp
+
+    try:
+        with mp.workdps(_MP_DPS):
+            kappa_mp(mp.mpf("0.5"))
+    except TypeError as exc:
+        return exc
+    return None
+
+
+def _float64_eigenvalues(kappa, d, kmax, edges):
+    mus = []
+    for q in (_Q, _Q_CHECK):
+        angle, weight = _rule(edges, q)
+        t = np.cos(angle)
+        values = _kappa_values(kappa, t)
+        base = _norm_const(d) * weight * np.sin(angle) ** (d - 2)
+        mu, size = _funk_hecke_sums(base * values, t, d, kmax)
+        if q == _Q:
+            # the nodes t_i are rounded to float64 (about one ulp). Where kappa is singular at
+            # t = +-1 (kappa(1 - s) ~ s^nu with nu < 1) one ulp of t moves kappa by far more than one
+            # ulp of kappa: bound that by twice the change to the next float inwards (|P_k| <= 1).
+            # Away from the endpoints kappa' is moderate and the 16 eps below covers it.
+            near = np.flatnonzero(1 - np.abs(t) < 1e-2)
+            inward = _kappa_values(kappa, np.nextafter(t[near], 0.0))
+            node = 2 * float(np.sum(np.abs(base[near] * (inward - values[near]))))
+            mu_main, size_main = mu, size
+        mus.append(mu)
+    mu, mu_check = mus
+    # rounding of the sums and of the nodes: the cancellation is measured by `size`; the rounded
+    # nodes move P_k(t_i) by ~ k ulp near the endpoints, so the budget grows with k. Measured
+    # against the high-precision path (tests/test_sphere.py): up to ~0.13 k eps * size for
+    # d = 2 and ~0.04 k for d = 3 at k <= 1000, within (16 + k / 8) eps * size. Discretization:
+    # the coarser rule's difference (which also carries the round-off of a second set of nodes).
+    k = np.arange(kmax + 1)
+    err = (16 + k / 8) * np.finfo(np.float64).eps * size_main + node + np.abs(mu - mu_check)
+    return mu_main, err
+
+
+def _mp_gauss_legendre(q: int):
+    """Gauss–Legendre nodes and weights on [-1, 1] at the current mpmath precision (Newton from float64)."""
+    import mpmath as mp
+
+    z0, _ = np.polynomial.legendre.leggauss(q)
+    nodes, weights = [], []
+    for x in z0:
+        x = mp.mpf(x)
+        for _ in range(4):
+            p, dp = mp.legendre(q, x), q * (x * mp.legendre(q, x) - mp.legendre(q - 1, x)) / (x * x - 1)
+            x -= p / dp
+        dp = q * (x * mp.legendre(q, x) - mp.legendre(q - 1, x)) / (x * x - 1)
+        nodes.append(x)
+        weights.append(2 / ((1 - x * x) * dp * dp))
+    return nodes, weights
+
+
+def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges) -> np.ndarray:
+    """mu_0..mu_kmax with kappa_mp (at _MP_DPS digits, whatever the caller's precision) and the
+    Funk–Hecke sums in exact fixed point."""
+    import mpmath as mp
+
+    one = 1 << _FIXED_BITS
+    with mp.workdps(_MP_DPS):
+        z, w = _mp_gauss_legendre(_Q)
+        c = mp.gamma(mp.mpf(d) / 2) / (mp.sqrt(mp.pi) * mp.gamma(mp.mpf(d - 1) / 2))
+        angles, weights = [], []
+        for a, b in zip(edges[:-1], edges[1:]):
+            a, b = mp.mpf(a), mp.mpf(b)
+            angles += [a + (b - a) * (zi + 1) / 2 for zi in z]
+            weights += [(b - a) / 2 * wi for wi in w]
+        us = [mp.cos(angle) for angle in angles]
+        values = [kappa_mp(u) for u in us]
+        fixed = lambda x: int(mp.nint(x * one))  # noqa: E731
+        t = np.array([fixed(u) for u in us], dtype=object)
+        f = np.array([fixed(c * wi * mp.sin(th) ** (d - 2) * v) for wi, th, v in zip(weights, angles, values)],
+                     dtype=object)
+    mu = np.empty(kmax + 1)
+    scale = one * one
+    p_prev, p = None, np.full(t.shape, one, dtype=object)
+    for k in range(kmax + 1):
+        mu[k] = int(np.dot(f, p)) / scale  # exact integer sum, correctly rounded to float64
+        nxt = t.copy() if k == 0 else ((2 * k + d - 2) * ((t * p) >> _FIXED_BITS) - k * p_prev) // (k + d - 2)
+        p_prev, p = p, nxt
+    return mu
+
+
+def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="auto"):
+    r"""Eigenvalues :math:`\mu_0, \dots, \mu_{k_{\max}}` of a dot-product kernel on :math:`S^{d-1}`.
+
+    Uniform probability measure; :math:`\mu_k` is the eigenvalue of each of the :math:`N(d, k)`
+    spherical harmonics of degree :math:`k` (see :mod:`ntklib.sphere` for the Funk–Hecke formula).
+
+    Parameters
+    ----------
+    kernel : sphere kernel or callable
+        An object with ``kappa(u)`` and optionally ``kappa_mp(u)`` (the protocol of
+        :mod:`ntklib.sphere`: :class:`SphereKernel`, :class:`~ntklib.kernels.NTK`, :class:`~ntklib.classic.Laplace`,
+        ...), or a vectorized float64 function of :math:`t\in[-1, 1]` (numpy array in, array of the
+        same shape out).
+    d : int
+        Dimension of the ambient space, ``d >= 2`` (the circle is ``d = 2``).
+    kmax : int
+        Largest degree, ``kmax >= 0``.
+    rtol : float, default 1e-6
+        Requested relative accuracy of every :math:`\mu_k`, in :math:`(0, 1)`.
+    return_error : bool, default False
+        Also return the estimated absolute error of each :math:`\mu_k` (0 where the high-precision
+        path computed it).
+    path : {"auto", "float64", "exact"}, default "auto"
+        ``"auto"``: float64, and the high-precision path (or NaN, see Notes) where float64 misses
+        ``rtol``. ``"float64"``: the float64 quadrature for every degree, unreliable ones included,
+        without NaN or warning (the error estimate says which to trust); to study round-off.
+        ``"exact"``: the high-precision path for every degree; needs a kernel with a working
+        ``kappa_mp``.
+
+    Returns
+    -------
+    mu : ndarray, shape (kmax + 1,)
+        :math:`\mu_0, \dots, \mu_{k_{\max}}` (float64 numpy, whatever kind ``kappa`` returns).
+    err : ndarray, shape (kmax + 1,)
+        Only if ``return_error``: the estimated absolute error of each :math:`\mu_k`.
+
+    Raises
+    ------
+    ValueError
+        Bad ``d``, ``kmax``, ``rtol`` or ``path``; ``kappa`` not finite or of the wrong shape;
+        ``path="exact"`` for a kernel whose ``kappa_mp`` has no high-precision form (say, an
+        activation evaluated by quadrature).
+    TypeError
+        ``kernel`` neither a sphere kernel nor callable; ``path="exact"`` for a kernel without
+        ``kappa_mp`` (a plain callable).
+
+    Warns
+    -----
+    UnreliableEigenvalueWarning
+        With ``path="auto"``, for a kernel without a high-precision form, when some
+        :math:`\mu_k` miss ``rtol`` in float64 (they are NaN).
+
+    Notes
+    -----
+    Gauss–Legendre quadrature in the angle :math:`\theta = \arccos t` on panels (about 2.5
+    periods of :math:`P_{k_{\max}}` each, and graded geometrically into both endpoints, so that
+    :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately), with the recurrence for
+    :math:`P_k`. Each :math:`\mu_k` gets an error estimate, the sum of three terms: round-off of the
+    sums and of the float64 nodes, :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node
+    moves :math:`P_k(t_i)` by up to about :math:`k` ulps, hence the growth with :math:`k`);
+    :math:`2\sum_i |c_i|\,|\kappa(t_i') - \kappa(t_i)|` over the nodes with
+    :math:`1 - |t_i| < 10^{-2}` (:math:`f_i = c_i\kappa(t_i)`, :math:`t_i'` the next float inwards
+    from :math:`t_i`), which is large only where :math:`\kappa` is singular at :math:`\pm 1` (the
+    step kernels on the circle); and the difference to a coarser rule on the same panels. The
+    estimate takes the values of ``kappa`` as exact to float64 rounding (a quadrature activation's
+    own error, see :class:`~ntklib.activations.Activation`, is not in it). An eigenvalue is
+    *reliable* if the estimate is at most ``rtol`` times its size (so a vanishing eigenvalue is
+    never reliable in float64: it cannot be told from a tiny one). For a kernel with ``kappa_mp``,
+    the degrees up to the last unreliable one are recomputed with ``kappa_mp`` at 45 digits (set
+    here with a local ``mpmath.workdps``: the result does not depend on the caller's mpmath
+    precision) and the sums in exact 130-bit fixed point, on the same quadrature rule. For a kernel
+    without it, unreliable eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names
+    the first one. The high-precision values are accurate to about ``1e-35`` absolute, so vanishing
+    eigenvalues come out at that level.
+
+    Cost: the float64 path is :math:`O(k_{\max}^2)` flops (d = 3, kmax = 1000: about 0.1 s); the
+    high-precision path takes a few seconds for kmax = 1000.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> mu = nk.sphere_eigenvalues(nk.SphereKernel(depth=1), d=3, kmax=6)
+    >>> # the two-layer ReLU NTK: odd k >= 3 vanish
+    >>> np.round(mu, 6) + 0.0
+    array([0.5     , 0.333333, 0.078125, 0.      , 0.005208, 0.      , 0.001404])
+    >>> mu = nk.sphere_eigenvalues(nk.SphereKernel(depth=3), d=3, kmax=1000)
+    >>> # trace: sum_k N(d, k) mu_k -> kappa(1) = 4, with a k^-1 tail
+    >>> K = np.arange(1001)
+    >>> float(np.sum(nk.multiplicity(3, K) * mu))
+    3.99...
+    >>> # float64 round-off, measured against the high-precision path
+    >>> kern = nk.SphereKernel(depth=2, kernel="nngp")
+    >>> mu64, err = nk.sphere_eigenvalues(kern, 3, 200, path="float64",
+    ...                                   return_error=True)
+    >>> exact = nk.sphere_eigenvalues(kern, 3, 200, path="exact")
+    >>> bool(np.all(np.abs(mu64 - exact) <= err))
+    True
+    >>> # a plain callable: the circle's Gaussian kernel, mu_k = e^{-1} I_k(1)
+    >>> from scipy import special
+    >>> mu = nk.sphere_eigenvalues(lambda t: np.exp(t - 1), 2, 4)
+    >>> np.allclose(mu, special.ive(np.arange(5), 1.0), rtol=1e-12)
+    True
+    """
+    d = _check_d(d)
+    kmax = _check_k(kmax, "kmax")
+    if isinstance(rtol, bool) or not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
+        raise ValueError(f"rtol must be in (0, 1); got {rtol!r}")
+    if not isinstance(path, str) or path not in ("auto", "float64", "exact"):
+        raise ValueError(f"path must be one of 'auto', 'float64', 'exact'; got {path!r}")
+    if not isinstance(return_error, bool):
+        raise TypeError(f"return_error must be a bool; got {return_error!r}")
+    kappa, kappa_mp = _resolve(kernel)
+    edges = _panel_edges(kmax)
+    if path == "exact":
+        refusal = None if kappa_mp is None else _probe(kappa_mp)
+        if refusal is not None:
+            raise ValueError(f"path='exact' needs a high-precision form (closed-form activations): {refusal}")
+        if kappa_mp is None:
+            raise TypeError("path='exact' needs a kernel with a kappa_mp method, e.g. an nk.SphereKernel "
+                            "(a plain callable is float64 only)")
+        mu = _high_precision_eigenvalues(kappa_mp, d, kmax, edges)
+        return (mu, np.zeros(kmax + 1)) if return_error else mu
+    mu, err = _float64_eigenvalues(kappa, d, kmax, edges)
+    bad = err > rtol * np.abs(mu)
+    if path == "auto" and bad.any():
+        last = int(np.flatnonzero(bad)[-1])
+        refusal = None if kappa_mp is None else _probe(kappa_mp)  # only now: a probe costs a kappa_mp
+        if kappa_mp is not None and refusal is None:
+            mu[: last + 1] = _high_precision_eigenvalues(kappa_mp, d, last, edges)
+            err[: last + 1] = 0.0
+        else:
+            first = int(np.flatnonzero(bad)[0])
+            why = f"{refusal}" if refusal is not None else "the kernel has no kappa_mp"
+            warnings.warn(
+                f"mu_k for k = {first} (and {int(bad.sum()) - 1} more up to k = {last}) cannot be computed to "
+                f"rtol={rtol} in float64: they are at the round-off level of the Funk-Hecke integral. They are "
+                f"NaN ({why}); pass a kernel with a high-precision form, such as an nk.SphereKernel with "
+                "closed-form activations, for exact values.",
+                UnreliableEigenvalueWarning,
+                stacklevel=2,
+            )
+            mu[bad] = np.nan
+    return (mu, err) if return_error else mu
