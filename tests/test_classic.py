@@ -102,39 +102,3 @@ def test_circle_points_and_aliasing_identity():
     np.testing.assert_allclose(np.sort(nk.gram_eigenvalues(g(X))), lam, rtol=0, atol=2 * err.sum() + 1e-15)
     # and the Bessel closed form, e^{-1/s^2} I_j(1/s^2)
     assert np.all(np.abs(mu[:25] - special.ive(np.arange(25), 1 / 0.16)) <= err[:25] + 1e-15 * np.abs(mu[:25]))
-
-
-def test_degree_index_and_multiplicities():
-    mu = 1.0 / (1 + np.arange(6)) ** 3
-    lam = nk.spectra.expand_multiplicities(mu, 3)
-    assert len(lam) == sum(2 * k + 1 for k in range(6))
-    for i in range(len(lam)):
-        assert lam[i] == mu[nk.spectra.degree_of_index(i, 3)]
-
-
-def test_fit_decay_exact_and_refuses_round_off():
-    i = np.arange(1, 201)
-    v = 3.0 * i ** -2.5
-    slope, intercept = nk.fit_decay(v, (10, 100))
-    assert slope == pytest.approx(-2.5, abs=1e-12) and intercept == pytest.approx(math.log(3), abs=1e-10)
-    v2 = v.copy()
-    v2[150:] = 1e-17
-    with pytest.raises(ValueError, match=r"values\[150\].*round-off"):
-        nk.fit_decay(v2, (100, 160))
-    assert nk.fit_decay(v2, (100, 150))[0] == pytest.approx(-2.5)
-    with pytest.raises(ValueError, match="at least 2"):
-        nk.fit_decay(v, (5, 6))
-
-
-def test_gram_eigenvalues_checks_symmetry():
-    with pytest.raises(ValueError, match="symmetric"):
-        nk.gram_eigenvalues(np.array([[1.0, 0.5], [0.1, 1.0]]))
-    ev = nk.gram_eigenvalues(np.diag([1.0, 3.0, 2.0]))
-    np.testing.assert_allclose(ev, [1.0, 2 / 3, 1 / 3])
-
-
-def test_local_exponents_of_power_law_and_gaussian():
-    k = np.arange(1, 60, dtype=float)
-    np.testing.assert_allclose(nk.spectra.local_exponents(k**-3.0, k), -3.0, atol=1e-12)
-    loc = nk.spectra.local_exponents(special.ive(k, 4.0), k)
-    assert np.all(np.diff(loc[5:]) < 0)  # faster than any power: the local exponent keeps falling
