@@ -171,6 +171,13 @@ class _TorchMath:
         ref = like[-1]
         return torch.full(torch.broadcast_shapes(*(t.shape for t in like)), value, dtype=ref.dtype, device=ref.device)
 
+    @staticmethod
+    def broadcast(x, *like):
+        """``x`` with the broadcast shape of ``x`` and ``like`` (a no-op in the recursion, where the
+        correlation has the full shape already)."""
+        shape = torch.broadcast_shapes(x.shape, *(t.shape for t in like))
+        return x if x.shape == shape else x.expand(shape).contiguous()
+
 
 class _MpMath:
     """The same operations on mpmath numbers, at the caller's current mpmath precision."""
@@ -190,6 +197,10 @@ class _MpMath:
     @staticmethod
     def full(value, *like):
         return mp.mpf(value)
+
+    @staticmethod
+    def broadcast(x, *like):
+        return x
 
 
 def _namespace(q11, q22, rho, root):
@@ -594,7 +605,7 @@ class ClosedForm(Activation):
 
     A subclass implements ``_formula(M, q11, q22, rho, deriv, root)`` with the operations of the
     namespace ``M`` (``M.sqrt``, ``M.acos``, ``M.asin``, ``M.exp``, ``M.sinh``, ``M.cosh``,
-    ``M.addcmul``, ``M.full``, ``M.pi``), which are torch's for tensors and mpmath's for mpmath
+    ``M.addcmul``, ``M.full``, ``M.broadcast``, ``M.pi``), which are torch's for tensors and mpmath's for mpmath
     numbers, so one formula serves the float64 recursion and the high-precision spectra.
 
     Parameters
@@ -713,7 +724,8 @@ class ReLUk(ClosedForm):
         k = self._k
         pi_minus_theta = M.acos(-rho)
         if k == 0:
-            return pi_minus_theta / (2 * M.pi), (M.full(0.0, rho) if deriv else None)
+            dual = M.broadcast(pi_minus_theta / (2 * M.pi), q11, q22)
+            return dual, (M.full(0.0, q11, q22, rho) if deriv else None)
         s2 = (1 - rho) * (1 + rho)
         j1 = M.addcmul(M.sqrt(s2), pi_minus_theta, rho)
         j_prev, j_k = _j_recursion(k, rho, s2, pi_minus_theta, j1)
@@ -724,7 +736,7 @@ class ReLUk(ClosedForm):
         dual_deriv = k**2 * (j_prev / (2 * M.pi))
         if k > 1:
             dual_deriv = dual_deriv * s ** (k - 1)
-        return dual, dual_deriv
+        return dual, (M.broadcast(dual_deriv, q11, q22) if k == 1 else dual_deriv)
 
 
 class Erf(ClosedForm):
