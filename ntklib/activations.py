@@ -159,10 +159,10 @@ class _TorchMath:
     pi = math.pi
     sqrt = staticmethod(torch.sqrt)
     acos = staticmethod(torch.acos)
-    asin = staticmethod(torch.asin)
+    atan2 = staticmethod(torch.atan2)
     exp = staticmethod(torch.exp)
-    sinh = staticmethod(torch.sinh)
-    cosh = staticmethod(torch.cosh)
+    expm1 = staticmethod(torch.expm1)
+    sign = staticmethod(torch.sign)
     addcmul = staticmethod(torch.addcmul)  # a + b * c in one pass
 
     @staticmethod
@@ -185,10 +185,10 @@ class _MpMath:
     pi = mp.pi  # a lazy constant: evaluated at the working precision where it is used
     sqrt = staticmethod(mp.sqrt)
     acos = staticmethod(mp.acos)
-    asin = staticmethod(mp.asin)
+    atan2 = staticmethod(mp.atan2)
     exp = staticmethod(mp.exp)
-    sinh = staticmethod(mp.sinh)
-    cosh = staticmethod(mp.cosh)
+    expm1 = staticmethod(mp.expm1)
+    sign = staticmethod(mp.sign)
 
     @staticmethod
     def addcmul(a, b, c):
@@ -604,7 +604,7 @@ class ClosedForm(Activation):
     r"""An activation whose duals have a closed form, written once for float64 tensors and mpmath.
 
     A subclass implements ``_formula(M, q11, q22, rho, deriv, root)`` with the operations of the
-    namespace ``M`` (``M.sqrt``, ``M.acos``, ``M.asin``, ``M.exp``, ``M.sinh``, ``M.cosh``,
+    namespace ``M`` (``M.sqrt``, ``M.acos``, ``M.atan2``, ``M.exp``, ``M.expm1``, ``M.sign``,
     ``M.addcmul``, ``M.full``, ``M.broadcast``, ``M.pi``), which are torch's for tensors and mpmath's for mpmath
     numbers, so one formula serves the float64 recursion and the high-precision spectra.
 
@@ -749,8 +749,11 @@ class Erf(ClosedForm):
         \mathbb E[\mathrm{erf}'u\;\mathrm{erf}'v] = \frac{4}{\pi}\big((1+2q_{11})(1+2q_{22})
         - 4q_{12}^2\big)^{-1/2}.
 
-    Made by :func:`erf`; named ``"erf"``. The determinant is computed as
-    :math:`1 + 2(q_{11}+q_{22}) + 4q_{11}q_{22}(1-\rho)(1+\rho)`, without cancellation.
+    Made by :func:`erf`; named ``"erf"``. With the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
+    - 4q_{12}^2`, computed as :math:`1 + 2(q_{11}+q_{22}) + 4q_{11}q_{22}(1-\rho)(1+\rho)` without
+    cancellation, the arcsine is evaluated as :math:`\operatorname{atan2}(2q_{12}, \sqrt\Delta)`,
+    which keeps its digits where the arcsine's argument nears 1 (large variances, :math:`\rho \to
+    \pm1`).
 
     Examples
     --------
@@ -772,20 +775,34 @@ class Erf(ClosedForm):
         return (2 / math.sqrt(math.pi)) * torch.exp(-z * z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
+        # arcsin(2 q12 / D) with D = sqrt((1 + 2 q11)(1 + 2 q22)) is atan2(2 q12, sqrt(det)) since
+        # D^2 - 4 q12^2 = det: no cancellation in det and none in arcsin near 1 (large variances)
         q12 = rho * (M.sqrt(q11 * q22) if root is None else root)
-        dual = (2 / M.pi) * M.asin(2 * q12 / M.sqrt((1 + 2 * q11) * (1 + 2 * q22)))
-        if not deriv:
-            return dual, None
-        det = 1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho))
-        return dual, (4 / M.pi) / M.sqrt(det)
+        root_det = M.sqrt(1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho)))
+        dual = (2 / M.pi) * M.atan2(2 * q12, root_det)
+        return dual, ((4 / M.pi) / root_det if deriv else None)
 
 
-def _trigonometric(M, q11, q22, rho, root, first, second):
-    """``exp(-(q11 + q22)/2) * (first(q12), second(q12))``: the duals of sin (sinh, cosh) and of cos
-    (cosh, sinh); ``second`` is None when the derivative dual is not wanted."""
-    q12 = rho * (M.sqrt(q11 * q22) if root is None else root)
-    scale = M.exp(-(q11 + q22) / 2)
-    return scale * first(q12), (scale * second(q12) if second is not None else None)
+def _trigonometric(M, q11, q22, rho, root, deriv: bool, odd_first: bool):
+    r"""The duals of sin (``odd_first``) and cos, from one pair of hyperbolic parts.
+
+    :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and :math:`e^{-(q_{11}+q_{22})/2}\cosh q_{12}` are
+    evaluated as :math:`	frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
+    :math:`\delta = q_{11} + q_{22} - 2t = (\sqrt{q_{11}} - \sqrt{q_{22}})^2 + 2\sqrt{q_{11}q_{22}}
+    (1 - |
+ho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
+    :math:`q pprox 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
+    accurate for small :math:`t`.
+    """
+    root = M.sqrt(q11 * q22) if root is None else root
+    r = abs(rho)
+    delta = (M.sqrt(q11) - M.sqrt(q22)) ** 2 + 2 * root * (1 - r)
+    half = M.exp(-delta / 2) / 2
+    m = M.expm1(-2 * (r * root))  # e^{-2t} - 1
+    odd = M.sign(rho) * (half * -m)
+    even = half * (2 + m)
+    first, second = (odd, even) if odd_first else (even, odd)
+    return first, (second if deriv else None)
 
 
 class Sin(ClosedForm):
@@ -814,7 +831,7 @@ class Sin(ClosedForm):
         return torch.cos(z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
-        return _trigonometric(M, q11, q22, rho, root, M.sinh, M.cosh if deriv else None)
+        return _trigonometric(M, q11, q22, rho, root, deriv, odd_first=True)
 
 
 class Cos(ClosedForm):
@@ -844,7 +861,7 @@ class Cos(ClosedForm):
         return -torch.sin(z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
-        return _trigonometric(M, q11, q22, rho, root, M.cosh, M.sinh if deriv else None)
+        return _trigonometric(M, q11, q22, rho, root, deriv, odd_first=False)
 
 
 class Identity(ClosedForm):
