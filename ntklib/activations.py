@@ -32,7 +32,14 @@ polynomials of the standard Gaussian; for unit variances the dual is then the po
 Inside ntklib the duals are evaluated from the correlation :math:`\rho` rather than :math:`q_{12}`:
 the recursion in :mod:`ntklib.kernels` keeps :math:`\rho` exact at :math:`\pm 1`, and every formula
 here is written so that no digits are lost there (:math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}`,
-:math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`).
+:math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`;
+erf's arcsine as an ``atan2`` of a determinant computed without cancellation; sin's and cos's
+:math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` without overflow). Tested against 50-digit references:
+a few ulps at and near :math:`\rho = \pm 1`. One limit, stated: just inside :math:`\rho = -1`,
+where the ReLU\ :sup:`k` duals vanish like :math:`(\pi - \theta)^{2k+1}`, the :math:`J_k`
+recursion cancels, and they are accurate to rounding relative to the kernel's scale (the value at
+:math:`\rho = 1`), not relative to their own tiny size (at :math:`\rho = -1` itself they are 0,
+exactly).
 """
 from __future__ import annotations
 
@@ -295,9 +302,8 @@ class Activation(abc.ABC):
     closed_form = False
 
     def __new__(cls, *args, **kwargs):
-        if cls is Activation:  # Activation(fn, ...): the quadrature activation, as before the split
-            cls = Quadrature
-        return super().__new__(cls)
+        # Activation(fn, ...) is the quadrature activation, as it was before the split
+        return super().__new__(Quadrature if cls is Activation else cls)
 
     def __init__(self, name: str):
         if not isinstance(name, str) or not name:
@@ -1083,9 +1089,8 @@ def _code_name(fn) -> str:
         if obj is fn:
             return qualname if module == "__main__" else f"{module}.{qualname}"
     for name in _CODE_MODULES:
-        namespace = importlib.import_module(name)
-        for attr in (getattr(fn, "__name__", None), *vars(namespace)):
-            if isinstance(attr, str) and not attr.startswith("_") and getattr(namespace, attr, None) is fn:
+        for attr, value in vars(importlib.import_module(name)).items():
+            if value is fn and not attr.startswith("_"):
                 return f"{name}.{attr}"
     return repr(fn)
 
