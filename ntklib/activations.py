@@ -118,7 +118,8 @@ def arc_cosine_J(n: int, theta):
 
     Returns
     -------
-    J : same kind and shape as ``theta`` (float64)
+    J : numpy.ndarray, numpy scalar or torch.Tensor
+        :math:`J_n(\theta)` in float64, of the kind and shape of ``theta``.
 
     References
     ----------
@@ -266,13 +267,10 @@ class Activation(abc.ABC):
 
     ``Activation(fn, dfn=None, *, name=None, order=64)`` with a callable ``fn`` returns
     ``Quadrature(fn, dfn, name=name, order=order)``: the base class itself is never instantiated,
-    and code written when the quadrature was the base class keeps working.
-
-    Parameters
-    ----------
-    name : str
-        The activation's name: :func:`get_activation` parses the name of every activation the
-        library makes back to an equal activation, and ``ntklib.style.COLORS`` is keyed by it.
+    and code written when the quadrature was the base class keeps working. A subclass calls
+    ``super().__init__(name)`` with the activation's name, which :func:`get_activation` parses back
+    to an equal activation for every activation the library makes, and by which
+    ``ntklib.style.COLORS`` is keyed.
 
     Attributes
     ----------
@@ -281,7 +279,7 @@ class Activation(abc.ABC):
 
     See Also
     --------
-    get_activation : names, activations and callables to activations.
+    get_activation : Names, activations and callables to activations.
 
     Notes
     -----
@@ -612,12 +610,8 @@ class ClosedForm(Activation):
     A subclass implements ``_formula(M, q11, q22, rho, deriv, root)`` with the operations of the
     namespace ``M`` (``M.sqrt``, ``M.acos``, ``M.atan2``, ``M.exp``, ``M.expm1``, ``M.sign``,
     ``M.addcmul``, ``M.full``, ``M.broadcast``, ``M.pi``), which are torch's for tensors and mpmath's for mpmath
-    numbers, so one formula serves the float64 recursion and the high-precision spectra.
-
-    Parameters
-    ----------
-    name : str
-        As in :class:`Activation`.
+    numbers, so one formula serves the float64 recursion and the high-precision spectra. Its
+    ``__init__`` calls ``super().__init__(name)``.
 
     Examples
     --------
@@ -1185,6 +1179,7 @@ def erf() -> Erf:
     Returns
     -------
     Erf
+        The closed form of erf (all instances are equal).
 
     Examples
     --------
@@ -1201,6 +1196,7 @@ def sin() -> Sin:
     Returns
     -------
     Sin
+        The closed form of sin (all instances are equal).
 
     Examples
     --------
@@ -1217,6 +1213,7 @@ def cos() -> Cos:
     Returns
     -------
     Cos
+        The closed form of cos (all instances are equal).
 
     Examples
     --------
@@ -1233,6 +1230,7 @@ def identity() -> Identity:
     Returns
     -------
     Identity
+        The closed form of the identity (all instances are equal).
 
     Examples
     --------
@@ -1371,7 +1369,8 @@ def hermite_coefficients(activation, n, *, breakpoints=(0.0,)):
 
     Returns
     -------
-    a : numpy.ndarray, shape (n,), float64
+    a : numpy.ndarray, shape (n,)
+        :math:`a_0, \dots, a_{n-1}` in float64.
 
     Notes
     -----
