@@ -118,7 +118,7 @@ def arc_cosine_J(n: int, theta):
 
     Returns
     -------
-    J : numpy.ndarray, numpy scalar or torch.Tensor
+    numpy.ndarray, numpy scalar or torch.Tensor
         :math:`J_n(\theta)` in float64, of the kind and shape of ``theta``.
 
     References
@@ -271,6 +271,11 @@ class Activation(abc.ABC):
     ``super().__init__(name)`` with the activation's name, which :func:`get_activation` parses back
     to an equal activation for every activation the library makes, and by which
     ``ntklib.style.COLORS`` is keyed.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Called as ``Activation(...)``: the arguments of :class:`Quadrature`.
 
     Attributes
     ----------
@@ -613,6 +618,11 @@ class ClosedForm(Activation):
     numbers, so one formula serves the float64 recursion and the high-precision spectra. Its
     ``__init__`` calls ``super().__init__(name)``.
 
+    Parameters
+    ----------
+    *args, **kwargs
+        The arguments of the subclass's ``__init__``.
+
     Examples
     --------
     >>> import ntklib as nk
@@ -806,10 +816,11 @@ ho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
 
 
 class Sin(ClosedForm):
-    r""":math:`\sigma = \sin`: :math:`\mathbb E[\sin u \sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}`,
-    :math:`\mathbb E[\cos u\cos v] = e^{-(q_{11}+q_{22})/2}\cosh q_{12}`.
+    r""":math:`\sigma = \sin`, with closed-form duals.
 
-    Made by :func:`sin`; named ``"sin"``.
+    :math:`\mathbb E[\sin u \sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and
+    :math:`\mathbb E[\cos u\cos v] = e^{-(q_{11}+q_{22})/2}\cosh q_{12}`, evaluated without
+    overflow for any variances. Made by :func:`sin`; named ``"sin"``.
 
     Examples
     --------
@@ -1369,8 +1380,8 @@ def hermite_coefficients(activation, n, *, breakpoints=(0.0,)):
 
     Returns
     -------
-    a : numpy.ndarray, shape (n,)
-        :math:`a_0, \dots, a_{n-1}` in float64.
+    numpy.ndarray
+        Shape ``(n,)``: :math:`a_0, \dots, a_{n-1}` in float64.
 
     Notes
     -----
