@@ -44,6 +44,7 @@ exactly).
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import numbers
 import re
@@ -183,8 +184,11 @@ class _TorchMath:
     def broadcast(x, *like):
         """``x`` with the broadcast shape of ``x`` and ``like`` (a no-op in the recursion, where the
         correlation has the full shape already)."""
-        shape = torch.broadcast_shapes(x.shape, *(t.shape for t in like))
-        return x if x.shape == shape else x.expand(shape).contiguous()
+        xs = x.shape
+        if all(len(t.shape) <= len(xs) and all(n in (1, m) for n, m in zip(reversed(t.shape), reversed(xs)))
+               for t in like):
+            return x  # x already has the full shape (checked without torch.broadcast_shapes, ~80 us)
+        return x.expand(torch.broadcast_shapes(xs, *(t.shape for t in like))).contiguous()
 
 
 class _MpMath:
@@ -538,8 +542,7 @@ class Activation(abc.ABC):
         """
         if self._c_sigma is None:
             if self.closed_form:
-                with mp.workdps(40):
-                    value = float(self.c_sigma_mp())
+                value = _closed_form_c_sigma(self)  # shared by equal activations
             else:
                 one = torch.ones((), dtype=torch.float64)
                 value = 1.0 / self._positive(float(self.duals(one, one, one, deriv=False)[0]))
@@ -607,6 +610,15 @@ class Activation(abc.ABC):
 
     def _mp_c_sigma(self):
         return self.c_sigma_mp()
+
+
+@functools.lru_cache(maxsize=None)
+def _closed_form_c_sigma(activation) -> float:
+    """c_sigma of a closed form: its mpmath value at 40 digits, rounded once (so correctly rounded).
+
+    Cached on the activation's value: every kernel call resolves names to fresh activations."""
+    with mp.workdps(40):
+        return float(activation.c_sigma_mp())
 
 
 class ClosedForm(Activation):
