@@ -8,14 +8,22 @@ q_{12} & q_{22}\end{bmatrix}\big)` an activation :math:`\sigma` has
 * the normalization :math:`c_\sigma = 1 / \mathbb E_{z\sim\mathcal N(0,1)}[\sigma(z)^2]` of Arora et al.
   (2019), which keeps :math:`\Sigma^{(h)}(x, x) = |x|^2` through the layers for ReLU.
 
-Closed forms:
+The classes: :class:`Activation` is the abstract base (what kernel code may use: ``duals``,
+``c_sigma``, ``c_sigma_mp``, ``tile_cost``, ``name``); :class:`ClosedForm` its closed forms, each
+written once against a small math namespace so that the same formula runs on float64 tensors and
+on mpmath numbers at any precision; :class:`Quadrature` any other callable.
 
-* ReLU\ :sup:`k` (``relu(k)``; ``relu(0)`` is the step, ``relu(1)`` the ReLU) through the arc-cosine
-  functions of Cho & Saul (2009): :math:`\mathbb E[\mathrm{relu}(u)^k \mathrm{relu}(v)^k] =
-  (q_{11}q_{22})^{k/2} J_k(\theta) / (2\pi)` with :math:`\cos\theta = \rho = q_{12}/\sqrt{q_{11}q_{22}}`;
-* erf (Williams 1997), sin and cos (hyperbolic functions of :math:`q_{12}`), the identity;
-* any other callable (tanh, gelu, softplus, sigmoid, a user's function) by two-dimensional
-  Gauss–Hermite quadrature, see :class:`Activation`.
+Closed forms, each with a lowercase factory that is also its repr and a name that
+:func:`get_activation` parses back:
+
+* ReLU\ :sup:`k` (``relu(k)``, named ``"relu"``, ``"relu2"``, ...; ``step()`` = ``relu(0)``)
+  through the arc-cosine functions of Cho & Saul (2009): :math:`\mathbb E[\mathrm{relu}(u)^k
+  \mathrm{relu}(v)^k] = (q_{11}q_{22})^{k/2} J_k(\theta) / (2\pi)` with :math:`\cos\theta = \rho =
+  q_{12}/\sqrt{q_{11}q_{22}}`;
+* ``erf()`` (Williams 1997), ``sin()`` and ``cos()`` (hyperbolic functions of :math:`q_{12}`),
+  ``identity()``;
+* any other callable (tanh, gelu, softplus, sigmoid by name, or a user's function) by
+  two-dimensional Gauss–Hermite quadrature, see :class:`Quadrature`.
 
 The Hermite view: :func:`hermite_coefficients` expands :math:`\sigma` in the orthonormal Hermite
 polynomials of the standard Gaussian; for unit variances the dual is then the power series
@@ -24,30 +32,52 @@ polynomials of the standard Gaussian; for unit variances the dual is then the po
 Inside ntklib the duals are evaluated from the correlation :math:`\rho` rather than :math:`q_{12}`:
 the recursion in :mod:`ntklib.kernels` keeps :math:`\rho` exact at :math:`\pm 1`, and every formula
 here is written so that no digits are lost there (:math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}`,
-:math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`).
+:math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`;
+erf's arcsine as an ``atan2`` of a determinant computed without cancellation; sin's and cos's
+:math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` without overflow). Tested against 50-digit references:
+a few ulps at and near :math:`\rho = \pm 1`. One limit, stated: just inside :math:`\rho = -1`,
+where the ReLU\ :sup:`k` duals vanish like :math:`(\pi - \theta)^{2k+1}`, the :math:`J_k`
+recursion cancels, and they are accurate to rounding relative to the kernel's scale (the value at
+:math:`\rho = 1`), not relative to their own tiny size (at :math:`\rho = -1` itself they are 0,
+exactly).
 """
 from __future__ import annotations
 
+import abc
+import functools
 import math
+import numbers
+import re
 from collections.abc import Callable
 
+import mpmath as mp
 import numpy as np
 import torch
 
 from ._arrays import check_int, returns_like, to_tensor
 
 __all__ = [
+    # the classes: an abstract base, the closed forms, the quadrature
     "Activation",
+    "ClosedForm",
     "ReLUk",
     "Erf",
     "Sin",
     "Cos",
     "Identity",
+    "Quadrature",
+    # the factories of the closed forms, and names
     "relu",
+    "step",
+    "erf",
+    "sin",
+    "cos",
+    "identity",
     "get_activation",
+    "ACTIVATION_NAMES",
+    # the mathematics behind them
     "arc_cosine_J",
     "hermite_coefficients",
-    "ACTIVATION_NAMES",
 ]
 
 
@@ -66,21 +96,6 @@ def _j_recursion(n: int, c, s2, j0, j1):
     for m in range(1, n):
         prev, cur = cur, (2 * m + 1) * c * cur + (m * m) * s2 * prev
     return prev, cur
-
-
-def _arc_cosine_pair(n: int, rho: torch.Tensor):
-    """``(J_{n-1}(theta), J_n(theta))`` with ``cos(theta) = rho``, exact at ``rho = +-1``.
-
-    ``sin(theta) = sqrt((1 - rho)(1 + rho))`` and ``pi - theta = arccos(-rho)`` keep every digit
-    near the endpoints: ``rho = 1`` gives ``J_n = pi (2n-1)!!`` and ``rho = -1`` gives ``J_n = 0``
-    for ``n >= 1`` (both to the last bit).
-    """
-    pi_minus_theta = torch.acos(-rho)
-    if n == 0:
-        return None, pi_minus_theta
-    s2 = (1 - rho) * (1 + rho)
-    j1 = torch.addcmul(torch.sqrt(s2), pi_minus_theta, rho)
-    return _j_recursion(n, rho, s2, pi_minus_theta, j1)
 
 
 def arc_cosine_J(n: int, theta):
@@ -104,7 +119,8 @@ def arc_cosine_J(n: int, theta):
 
     Returns
     -------
-    J : same kind and shape as ``theta`` (float64)
+    numpy.ndarray, numpy scalar or torch.Tensor
+        :math:`J_n(\theta)` in float64, of the kind and shape of ``theta``.
 
     References
     ----------
@@ -144,14 +160,764 @@ def _double_factorial_odd(k: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# The two math namespaces a closed form is written against
+# --------------------------------------------------------------------------------------------
+class _TorchMath:
+    """The operations of a closed form on float tensors (elementwise, broadcasting)."""
+
+    pi = math.pi
+    sqrt = staticmethod(torch.sqrt)
+    acos = staticmethod(torch.acos)
+    atan2 = staticmethod(torch.atan2)
+    exp = staticmethod(torch.exp)
+    expm1 = staticmethod(torch.expm1)
+    sign = staticmethod(torch.sign)
+    addcmul = staticmethod(torch.addcmul)  # a + b * c in one pass
+
+    @staticmethod
+    def full(value, *like):
+        """A tensor of ``value`` with the broadcast shape, dtype and device of ``like``."""
+        ref = like[-1]
+        return torch.full(torch.broadcast_shapes(*(t.shape for t in like)), value, dtype=ref.dtype, device=ref.device)
+
+    @staticmethod
+    def broadcast(x, *like):
+        """``x`` with the broadcast shape of ``x`` and ``like`` (a no-op in the recursion, where the
+        correlation has the full shape already)."""
+        xs = x.shape
+        if all(len(t.shape) <= len(xs) and all(n in (1, m) for n, m in zip(reversed(t.shape), reversed(xs)))
+               for t in like):
+            return x  # x already has the full shape (checked without torch.broadcast_shapes, ~80 us)
+        return x.expand(torch.broadcast_shapes(xs, *(t.shape for t in like))).contiguous()
+
+
+class _MpMath:
+    """The same operations on mpmath numbers, at the caller's current mpmath precision."""
+
+    pi = mp.pi  # a lazy constant: evaluated at the working precision where it is used
+    sqrt = staticmethod(mp.sqrt)
+    acos = staticmethod(mp.acos)
+    atan2 = staticmethod(mp.atan2)
+    exp = staticmethod(mp.exp)
+    expm1 = staticmethod(mp.expm1)
+    sign = staticmethod(mp.sign)
+
+    @staticmethod
+    def addcmul(a, b, c):
+        return a + b * c
+
+    @staticmethod
+    def full(value, *like):
+        return mp.mpf(value)
+
+    @staticmethod
+    def broadcast(x, *like):
+        return x
+
+
+def _namespace(q11, q22, rho, root):
+    """Pick the math namespace from the arguments' kind and bring them all to that kind.
+
+    Any torch tensor among them makes it the torch path (the others are converted to its dtype and
+    device); otherwise every argument must be a real number and the mpmath path is taken.
+    """
+    if isinstance(rho, torch.Tensor) and isinstance(q11, torch.Tensor) and isinstance(q22, torch.Tensor):
+        return _TorchMath, q11, q22, rho, root  # the recursion's hot path: no conversion
+    named = {"q11": q11, "q22": q22, "rho": rho, "root": root}
+    ref = next((v for v in named.values() if isinstance(v, torch.Tensor)), None)
+    if ref is not None:
+        out = [v if v is None or isinstance(v, torch.Tensor) else _tensor_like(v, ref, k) for k, v in named.items()]
+        return (_TorchMath, *out)
+    out = [None if v is None else _mp_real(v, k) for k, v in named.items()]
+    for k, v in zip(("q11", "q22", "root"), (out[0], out[1], out[3])):
+        if v is not None and not v >= 0:
+            raise ValueError(f"{k} must be >= 0 (a variance or a product of standard deviations); got {v}")
+    if not -1 <= out[2] <= 1:
+        raise ValueError(f"rho must lie in [-1, 1] (a correlation); got {out[2]}")
+    return (_MpMath, *out)
+
+
+def _tensor_like(value, ref: torch.Tensor, name: str) -> torch.Tensor:
+    if isinstance(value, mp.mpf):
+        raise TypeError(f"{name} is an mpmath number but another argument is a torch tensor; give one kind")
+    try:
+        return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a torch tensor or a real number; got {type(value).__name__}") from None
+
+
+def _mp_real(value, name: str):
+    if isinstance(value, mp.mpf):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return mp.mpf(value)  # a float converts exactly
+    raise TypeError(
+        f"{name} must be a torch tensor or a real (mpmath) number; got {type(value).__name__} "
+        "(for numpy arrays use dual(q11, q12, q22) and dual_deriv(q11, q12, q22))"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Activation objects
 # --------------------------------------------------------------------------------------------
-class Activation:
-    r"""An activation with its dual, computed by two-dimensional Gauss–Hermite quadrature.
+class Activation(abc.ABC):
+    r"""An activation :math:`\sigma` together with its duals: the abstract base of every activation.
 
-    Subclasses with closed forms (:class:`ReLUk`, :class:`Erf`, :class:`Sin`, :class:`Cos`,
-    :class:`Identity`) override ``_dual`` and ``_dual_deriv``; this base class is the
-    general path for any elementwise callable.
+    The subclasses are the closed forms (:class:`ClosedForm`: :class:`ReLUk`, :class:`Erf`,
+    :class:`Sin`, :class:`Cos`, :class:`Identity`), exact in float64 and in arbitrary precision, and
+    :class:`Quadrature`, the two-dimensional Gauss–Hermite rule for any other elementwise callable.
+    Kernel code uses only what this class defines: :meth:`duals`, :attr:`c_sigma`,
+    :meth:`c_sigma_mp`, :attr:`tile_cost`, and the activation itself for finite networks.
+
+    ``Activation(fn, dfn=None, *, name=None, order=64)`` with a callable ``fn`` returns
+    ``Quadrature(fn, dfn, name=name, order=order)``: the base class itself is never instantiated,
+    and code written when the quadrature was the base class keeps working. A subclass calls
+    ``super().__init__(name)`` with the activation's name, which :func:`get_activation` parses back
+    to an equal activation for every activation the library makes, and by which
+    ``ntklib.style.COLORS`` is keyed.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Called as ``Activation(...)``: the arguments of :class:`Quadrature`.
+
+    Attributes
+    ----------
+    closed_form : bool
+        True for the closed forms, whose duals have a high-precision (mpmath) path.
+
+    See Also
+    --------
+    get_activation : Names, activations and callables to activations.
+
+    Notes
+    -----
+    Activations are values: two are equal (and hash alike) when they have the same class and
+    parameters, and ``repr`` gives the code that makes them (for :class:`Quadrature` when its
+    functions can be named, see there).
+
+    Examples
+    --------
+    >>> import torch, ntklib as nk
+    >>> a = nk.get_activation("relu2")
+    >>> a, a.name, a == nk.relu(2), a.closed_form
+    (relu(2), 'relu2', True, True)
+    >>> nk.Activation(torch.tanh, name="tanh by hand")      # the quadrature class
+    Quadrature(torch.tanh, name='tanh by hand', order=64)
+    """
+
+    closed_form = False
+
+    def __new__(cls, *args, **kwargs):
+        # Activation(fn, ...) is the quadrature activation, as it was before the split
+        return super().__new__(Quadrature if cls is Activation else cls)
+
+    def __init__(self, name: str):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str; got {name!r}")
+        self._name = name
+        self._c_sigma = None
+
+    # -- what a subclass supplies ----------------------------------------------------------
+    @abc.abstractmethod
+    def _sigma(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma(z) elementwise."""
+
+    @abc.abstractmethod
+    def _dsigma(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma'(z) elementwise."""
+
+    @abc.abstractmethod
+    def _evaluate_duals(self, M, q11, q22, rho, deriv: bool, root):
+        """Both duals in the namespace ``M`` (:class:`_TorchMath` or :class:`_MpMath`)."""
+
+    @abc.abstractmethod
+    def _key(self) -> tuple:
+        """The parameters that decide equality and the hash."""
+
+    @abc.abstractmethod
+    def _cost(self) -> int:
+        """Relative cost of one kernel entry."""
+
+    # -- the activation itself -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The name; ``get_activation(a.name) == a`` for every activation the library makes.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.relu(0).name, nk.relu(3).name, nk.erf().name
+        ('step', 'relu3', 'erf')
+        """
+        return self._name
+
+    def __call__(self, z):
+        r"""Evaluate :math:`\sigma` elementwise.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            Any shape, float dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            :math:`\sigma(z)`, same shape, dtype and device.
+
+        Examples
+        --------
+        >>> import torch, ntklib as nk
+        >>> nk.relu(2)(torch.tensor([-1.0, 3.0]))
+        tensor([0., 9.])
+        """
+        return self._sigma(z)
+
+    def derivative(self, z):
+        r"""Evaluate :math:`\sigma'` elementwise.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            Any shape, float dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            :math:`\sigma'(z)`, same shape, dtype and device (0 for the step, see :class:`ReLUk`).
+
+        Examples
+        --------
+        >>> import torch, ntklib as nk
+        >>> nk.relu(2).derivative(torch.tensor([-1.0, 3.0]))
+        tensor([0., 6.])
+        """
+        return self._dsigma(z)
+
+    # -- duals -----------------------------------------------------------------------------
+    def duals(self, q11, q22, rho, *, deriv=True, root=None):
+        r"""Both duals from the variances and the correlation: the step every kernel recursion takes.
+
+        For :math:`(u, v) \sim \mathcal N\big(0, \begin{bmatrix} q_{11} & \rho\sqrt{q_{11}q_{22}} \\
+        \rho\sqrt{q_{11}q_{22}} & q_{22}\end{bmatrix}\big)`, return :math:`\mathbb E[\sigma(u)\sigma(v)]`
+        and :math:`\mathbb E[\sigma'(u)\sigma'(v)]`.
+
+        Parameters
+        ----------
+        q11, q22 : torch.Tensor or real number
+            The variances, :math:`\ge 0`.
+        rho : torch.Tensor or real number
+            The correlation, in :math:`[-1, 1]`; the closed forms keep every digit at :math:`\pm 1`.
+        deriv : bool, default True
+            Also return the derivative dual (else ``None`` in its place).
+        root : torch.Tensor or real number, optional
+            :math:`\sqrt{q_{11} q_{22}}` if the caller has it (saves a pass).
+
+        Returns
+        -------
+        dual : torch.Tensor or mpmath.mpf
+            :math:`\mathbb E[\sigma(u)\sigma(v)]`.
+        dual_deriv : torch.Tensor, mpmath.mpf or None
+            :math:`\mathbb E[\sigma'(u)\sigma'(v)]`, or ``None`` if ``deriv`` is false.
+
+        Raises
+        ------
+        TypeError
+            An argument that is neither a tensor nor a real number; mpmath input to a
+            :class:`Quadrature` activation, which has no high-precision path.
+        ValueError
+            On the mpmath path, a negative variance or a correlation outside :math:`[-1, 1]`.
+
+        Notes
+        -----
+        If any argument is a torch tensor, the torch path runs: the arguments broadcast and the
+        results are tensors of their dtype on their device. Tensors are not validated (this is the
+        inner loop of every kernel); :meth:`dual` and :meth:`dual_deriv` are the checked entry for
+        a covariance matrix. Otherwise every argument is taken as an exact real number and the
+        closed form is evaluated in mpmath at the current precision (``mpmath.mp.dps``, or a
+        ``mpmath.workdps`` block). Each closed form is written once, against a small namespace of
+        operations that is torch's on the first path and mpmath's on the second.
+
+        Examples
+        --------
+        >>> import math, mpmath, torch, ntklib as nk
+        >>> rho = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+        >>> e, ed = nk.relu(1).duals(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), rho)
+        >>> e * 2 * math.pi, ed
+        (tensor([0.0000, 1.0000, 3.1416], dtype=torch.float64), tensor([0.0000, 0.2500, 0.5000], dtype=torch.float64))
+        >>> with mpmath.workdps(30):
+        ...     print(nk.erf().duals(1, 1, mpmath.mpf(1) / 2, deriv=False)[0])   # (2/pi) asin(1/3)
+        0.216346895938785459658288881555
+        """
+        M, q11, q22, rho, root = _namespace(q11, q22, rho, root)
+        return self._evaluate_duals(M, q11, q22, rho, bool(deriv), root)
+
+    def dual(self, q11, q12, q22):
+        r""":math:`\mathbb E[\sigma(u)\sigma(v)]` for a covariance matrix, checked.
+
+        Parameters
+        ----------
+        q11, q12, q22 : array_like or torch.Tensor
+            The entries of :math:`\begin{bmatrix} q_{11} & q_{12} \\ q_{12} & q_{22}\end{bmatrix}`;
+            they broadcast.
+
+        Returns
+        -------
+        numpy.ndarray, numpy scalar or torch.Tensor
+            The dual in float64, of the kind of ``q12`` (a scalar for a scalar).
+
+        Raises
+        ------
+        ValueError
+            A negative variance, a matrix that is not PSD, NaN or inf.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> float(nk.relu(1).dual(1.0, 0.0, 1.0))     # 1 / (2 pi)
+        0.15915494309189535
+        """
+        return self._checked(q11, q12, q22, deriv=False)
+
+    def dual_deriv(self, q11, q12, q22):
+        r""":math:`\mathbb E[\sigma'(u)\sigma'(v)]` for a covariance matrix, checked.
+
+        Parameters
+        ----------
+        q11, q12, q22 : array_like or torch.Tensor
+            As in :meth:`dual`.
+
+        Returns
+        -------
+        numpy.ndarray, numpy scalar or torch.Tensor
+            The derivative dual in float64, of the kind of ``q12``.
+
+        Raises
+        ------
+        ValueError
+            As in :meth:`dual`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> float(nk.relu(1).dual_deriv(1.0, 0.0, 1.0))   # P(u > 0, v > 0) = 1/4
+        0.25
+        """
+        return self._checked(q11, q12, q22, deriv=True)
+
+    def _checked(self, q11, q12, q22, deriv: bool):
+        a = to_tensor(q11, "q11", dtype=torch.float64)
+        b = to_tensor(q22, "q22", dtype=torch.float64, device=a.device)
+        c = to_tensor(q12, "q12", dtype=torch.float64, device=a.device)
+        if bool((a < 0).any()) or bool((b < 0).any()):
+            raise ValueError("q11 and q22 are variances and must be >= 0")
+        den = torch.sqrt(a * b)
+        if bool((c.abs() > den * (1 + 1e-12)).any()):
+            raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
+        rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
+        e, ed = self.duals(a, b, rho, deriv=deriv)
+        out = ed if deriv else e
+        if isinstance(q12, torch.Tensor):
+            return out
+        return _scalar_or_array(q12, out)
+
+    # -- normalization and cost ------------------------------------------------------------
+    @property
+    def c_sigma(self) -> float:
+        r""":math:`c_\sigma = 1/\mathbb E_{z\sim\mathcal N(0,1)}[\sigma(z)^2]` (Arora et al. 2019), a float.
+
+        For a closed form it is :meth:`c_sigma_mp` at 40 digits rounded once, so correctly rounded;
+        for a quadrature activation the same rule as its duals.
+
+        Raises
+        ------
+        ValueError
+            If :math:`\mathbb E[\sigma(z)^2]` is not positive.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.relu(1).c_sigma, nk.relu(2).c_sigma, nk.identity().c_sigma
+        (2.0, 0.6666666666666666, 1.0)
+        """
+        if self._c_sigma is None:
+            if self.closed_form:
+                value = _closed_form_c_sigma(self)  # shared by equal activations
+            else:
+                one = torch.ones((), dtype=torch.float64)
+                value = 1.0 / self._positive(float(self.duals(one, one, one, deriv=False)[0]))
+            self._c_sigma = value
+        return self._c_sigma
+
+    def c_sigma_mp(self):
+        r""":math:`c_\sigma` in mpmath at the current precision (closed forms only).
+
+        Returns
+        -------
+        mpmath.mpf
+            :math:`1/\mathbb E[\sigma(z)^2]` from the same formula as :meth:`duals` at
+            :math:`q_{11} = q_{22} = \rho = 1`.
+
+        Raises
+        ------
+        TypeError
+            For a :class:`Quadrature` activation (no high-precision path).
+
+        Examples
+        --------
+        >>> import mpmath, ntklib as nk
+        >>> with mpmath.workdps(30):
+        ...     print(nk.sin().c_sigma_mp())           # 2 / (1 - exp(-2))
+        2.31303528549933130363616124693
+        """
+        one = mp.mpf(1)
+        return 1 / self._positive(self.duals(one, one, one, deriv=False)[0])
+
+    def _positive(self, second_moment):
+        if not second_moment > 0:
+            raise ValueError(f"{self!r} has E[sigma(z)^2] = {second_moment}; c_sigma is undefined")
+        return second_moment
+
+    @property
+    def tile_cost(self) -> int:
+        """Relative cost of one kernel entry: 1 for a closed form, ``order**2`` for a quadrature.
+
+        Tiled kernels size their tiles by it, so that a tile's temporaries stay bounded.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.relu(1).tile_cost, nk.get_activation("tanh").tile_cost
+        (1, 4096)
+        """
+        return self._cost()
+
+    # -- values ----------------------------------------------------------------------------
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash((type(self).__name__, self._key()))
+
+    # -- private aliases kept until kernels.py and spectra.py call the public API ----------
+    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
+        return self.duals(q11, q22, rho, deriv=want_deriv, root=root)
+
+    def _mp_duals(self, q11, q22, rho):
+        return self.duals(q11, q22, rho)
+
+    def _mp_c_sigma(self):
+        return self.c_sigma_mp()
+
+
+@functools.lru_cache(maxsize=None)
+def _closed_form_c_sigma(activation) -> float:
+    """c_sigma of a closed form: its mpmath value at 40 digits, rounded once (so correctly rounded).
+
+    Cached on the activation's value: every kernel call resolves names to fresh activations."""
+    with mp.workdps(40):
+        return float(activation.c_sigma_mp())
+
+
+class ClosedForm(Activation):
+    r"""An activation whose duals have a closed form, written once for float64 tensors and mpmath.
+
+    A subclass implements ``_formula(M, q11, q22, rho, deriv, root)`` with the operations of the
+    namespace ``M`` (``M.sqrt``, ``M.acos``, ``M.atan2``, ``M.exp``, ``M.expm1``, ``M.sign``,
+    ``M.addcmul``, ``M.full``, ``M.broadcast``, ``M.pi``), which are torch's for tensors and mpmath's for mpmath
+    numbers, so one formula serves the float64 recursion and the high-precision spectra. Its
+    ``__init__`` calls ``super().__init__(name)``.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        The arguments of the subclass's ``__init__``.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> all(isinstance(nk.get_activation(n), nk.activations.ClosedForm)
+    ...     for n in ("relu", "step", "relu3", "erf", "sin", "cos", "identity"))
+    True
+    """
+
+    closed_form = True
+    #: legacy: the tiling in kernels.py reads ``order``; remove once it reads :attr:`tile_cost`
+    order = 0
+
+    @abc.abstractmethod
+    def _formula(self, M, q11, q22, rho, deriv: bool, root):
+        """(dual, derivative dual or None) in the namespace ``M``."""
+
+    def _evaluate_duals(self, M, q11, q22, rho, deriv, root):
+        return self._formula(M, q11, q22, rho, deriv, root)
+
+    def _cost(self) -> int:
+        return 1
+
+    def __repr__(self):
+        return f"{self._name}()"
+
+
+class ReLUk(ClosedForm):
+    r"""The ReLU power :math:`\sigma(z) = \max(z, 0)^k`; ``k = 0`` is the step, ``k = 1`` the ReLU.
+
+    Closed forms (Cho & Saul 2009), with :math:`\cos\theta = \rho`:
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] = \frac{(q_{11}q_{22})^{k/2}}{2\pi} J_k(\theta), \qquad
+        \mathbb E[\sigma'(u)\sigma'(v)] = \frac{k^2 (q_{11}q_{22})^{(k-1)/2}}{2\pi} J_{k-1}(\theta),
+
+    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`. Made by :func:`relu`
+    (and :func:`step`); named ``"step"``, ``"relu"``, ``"relu2"``, ``"relu3"``, ...
+
+    Parameters
+    ----------
+    k : int, default 1
+        The power, ``k >= 0``.
+
+    Raises
+    ------
+    TypeError
+        ``k`` not an int.
+    ValueError
+        ``k < 0``.
+
+    Notes
+    -----
+    The step (``k = 0``) is a convention: its derivative vanishes almost everywhere, and that is
+    what ``derivative`` returns and what ``torch.autograd`` computes through a step network, so its
+    derivative dual is 0. The true (distributional) derivative is a Dirac mass
+    :math:`\delta(z)`, whose "dual" :math:`\mathbb E[\delta(u)\delta(v)]` is the Gaussian density
+    at the origin, :math:`1/(2\pi\sqrt{q_{11}q_{22}(1-\rho^2)})`, infinite at :math:`\rho = \pm1`.
+    With the convention only the last layer's weights contribute, and the step's NTK equals its
+    NNGP.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.relu(2), nk.relu(2).c_sigma
+    (relu(2), 0.6666666666666666)
+    >>> # E[relu(u) relu(v)] = 1/(2 pi) for independent u, v
+    >>> float(nk.relu(1).dual(1.0, 0.0, 1.0))
+    0.15915494309189535
+    """
+
+    def __init__(self, k: int = 1):
+        self._k = _check_order(k)
+        super().__init__("step" if self._k == 0 else ("relu" if self._k == 1 else f"relu{self._k}"))
+
+    @property
+    def k(self) -> int:
+        """The power :math:`k` of :math:`\\max(z, 0)^k`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.get_activation("relu3").k
+        3
+        """
+        return self._k
+
+    def _key(self):
+        return (self._k,)
+
+    def __repr__(self):
+        return "step()" if self._k == 0 else f"relu({self._k})"
+
+    def _sigma(self, z):
+        if self._k == 0:
+            return (z > 0).to(z.dtype)
+        return torch.clamp(z, min=0) ** self._k
+
+    def _dsigma(self, z):
+        if self._k == 0:
+            return torch.zeros_like(z)
+        if self._k == 1:
+            return (z > 0).to(z.dtype)
+        return self._k * torch.clamp(z, min=0) ** (self._k - 1)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        # sin(theta) = sqrt((1 - rho)(1 + rho)) and pi - theta = arccos(-rho) keep every digit at
+        # rho = +-1: J_k / (2 pi) is exactly (2k-1)!!/2 at rho = 1 and 0 at rho = -1 (k >= 1)
+        k = self._k
+        pi_minus_theta = M.acos(-rho)
+        if k == 0:
+            dual = M.broadcast(pi_minus_theta / (2 * M.pi), q11, q22)
+            return dual, (M.full(0.0, q11, q22, rho) if deriv else None)
+        s2 = (1 - rho) * (1 + rho)
+        j1 = M.addcmul(M.sqrt(s2), pi_minus_theta, rho)
+        j_prev, j_k = _j_recursion(k, rho, s2, pi_minus_theta, j1)
+        s = M.sqrt(q11 * q22) if root is None else root
+        dual = (s**k if k > 1 else s) * (j_k / (2 * M.pi))
+        if not deriv:
+            return dual, None
+        dual_deriv = k**2 * (j_prev / (2 * M.pi))
+        if k > 1:
+            dual_deriv = dual_deriv * s ** (k - 1)
+        return dual, (M.broadcast(dual_deriv, q11, q22) if k == 1 else dual_deriv)
+
+
+class Erf(ClosedForm):
+    r""":math:`\sigma = \mathrm{erf}`, with Williams' (1997) closed forms.
+
+    .. math::
+
+        \mathbb E[\mathrm{erf}\,u\;\mathrm{erf}\,v] = \frac{2}{\pi}\arcsin\frac{2q_{12}}
+        {\sqrt{(1+2q_{11})(1+2q_{22})}},\qquad
+        \mathbb E[\mathrm{erf}'u\;\mathrm{erf}'v] = \frac{4}{\pi}\big((1+2q_{11})(1+2q_{22})
+        - 4q_{12}^2\big)^{-1/2}.
+
+    Made by :func:`erf`; named ``"erf"``. With the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
+    - 4q_{12}^2`, computed as :math:`1 + 2(q_{11}+q_{22}) + 4q_{11}q_{22}(1-\rho)(1+\rho)` without
+    cancellation, the arcsine is evaluated as :math:`\operatorname{atan2}(2q_{12}, \sqrt\Delta)`,
+    which keeps its digits where the arcsine's argument nears 1 (large variances, :math:`\rho \to
+    \pm1`).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Erf() == nk.erf(), nk.erf().c_sigma      # pi / (2 arcsin(2/3))
+    (True, 2.1525788606075986)
+    """
+
+    def __init__(self):
+        super().__init__("erf")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.special.erf(z)
+
+    def _dsigma(self, z):
+        return (2 / math.sqrt(math.pi)) * torch.exp(-z * z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        # arcsin(2 q12 / D) with D = sqrt((1 + 2 q11)(1 + 2 q22)) is atan2(2 q12, sqrt(det)) since
+        # D^2 - 4 q12^2 = det: no cancellation in det and none in arcsin near 1 (large variances)
+        q12 = rho * (M.sqrt(q11 * q22) if root is None else root)
+        root_det = M.sqrt(1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho)))
+        dual = (2 / M.pi) * M.atan2(2 * q12, root_det)
+        return dual, ((4 / M.pi) / root_det if deriv else None)
+
+
+def _trigonometric(M, q11, q22, rho, root, deriv: bool, odd_first: bool):
+    r"""The duals of sin (``odd_first``) and cos, from one pair of hyperbolic parts.
+
+    :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and :math:`e^{-(q_{11}+q_{22})/2}\cosh q_{12}` are
+    evaluated as :math:`	frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
+    :math:`\delta = q_{11} + q_{22} - 2t = (\sqrt{q_{11}} - \sqrt{q_{22}})^2 + 2\sqrt{q_{11}q_{22}}
+    (1 - |
+ho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
+    :math:`q pprox 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
+    accurate for small :math:`t`.
+    """
+    root = M.sqrt(q11 * q22) if root is None else root
+    r = abs(rho)
+    delta = (M.sqrt(q11) - M.sqrt(q22)) ** 2 + 2 * root * (1 - r)
+    half = M.exp(-delta / 2) / 2
+    m = M.expm1(-2 * (r * root))  # e^{-2t} - 1
+    odd = M.sign(rho) * (half * -m)
+    even = half * (2 + m)
+    first, second = (odd, even) if odd_first else (even, odd)
+    return first, (second if deriv else None)
+
+
+class Sin(ClosedForm):
+    r""":math:`\sigma = \sin`, with closed-form duals.
+
+    :math:`\mathbb E[\sin u \sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and
+    :math:`\mathbb E[\cos u\cos v] = e^{-(q_{11}+q_{22})/2}\cosh q_{12}`, evaluated without
+    overflow for any variances. Made by :func:`sin`; named ``"sin"``.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Sin() == nk.sin(), nk.sin().c_sigma       # 2 / (1 - exp(-2))
+    (True, 2.3130352854993315)
+    """
+
+    def __init__(self):
+        super().__init__("sin")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.sin(z)
+
+    def _dsigma(self, z):
+        return torch.cos(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        return _trigonometric(M, q11, q22, rho, root, deriv, odd_first=True)
+
+
+class Cos(ClosedForm):
+    r""":math:`\sigma = \cos`: the duals of :class:`Sin` swapped.
+
+    :math:`\mathbb E[\cos u\cos v] = e^{-(q_{11}+q_{22})/2}\cosh q_{12}` and
+    :math:`\mathbb E[\sin u\sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}`. Made by :func:`cos`;
+    named ``"cos"``.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Cos() == nk.cos(), nk.cos().c_sigma       # 2 / (1 + exp(-2))
+    (True, 1.7615941559557649)
+    """
+
+    def __init__(self):
+        super().__init__("cos")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.cos(z)
+
+    def _dsigma(self, z):
+        return -torch.sin(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        return _trigonometric(M, q11, q22, rho, root, deriv, odd_first=False)
+
+
+class Identity(ClosedForm):
+    r""":math:`\sigma(z) = z`: dual :math:`q_{12}`, derivative dual 1, :math:`c_\sigma = 1`.
+
+    Made by :func:`identity`; named ``"identity"`` (``"linear"`` parses to it too).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Identity() == nk.get_activation("linear"), float(nk.identity().dual(2.0, 0.5, 1.0))
+    (True, 0.5)
+    """
+
+    def __init__(self):
+        super().__init__("identity")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return z
+
+    def _dsigma(self, z):
+        return torch.ones_like(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        dual = rho * (M.sqrt(q11 * q22) if root is None else root)
+        return dual, (M.full(1.0, q11, q22, rho) if deriv else None)
+
+
+class Quadrature(Activation):
+    r"""Any elementwise callable, its duals by two-dimensional Gauss–Hermite quadrature.
 
     Parameters
     ----------
@@ -164,10 +930,17 @@ class Activation:
         when ``fn`` is differentiable in torch, else by a five-point central difference with step
         ``1e-3`` (error about ``1e-12`` for smooth ``fn``).
     name : str, optional
-        Used in the repr and in error messages.
+        Used in the repr and in error messages; default ``fn.__name__``.
     order : int, default 64
         Number of Gauss–Hermite nodes per dimension; each kernel entry costs ``order**2``
-        evaluations of ``fn`` (and of ``dfn`` for the NTK).
+        evaluations of ``fn`` (and of ``dfn`` for the NTK), the :attr:`tile_cost`.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` or ``dfn`` not callable, ``order`` not an int, ``name`` not a str.
+    ValueError
+        ``order < 2``.
 
     Notes
     -----
@@ -191,109 +964,120 @@ class Activation:
     activations a closed form. :attr:`c_sigma` uses the same rule, so that
     :math:`c_\sigma\,\mathbb E[\sigma(z)^2] = 1` to rounding. The quadrature is not symmetric in
     :math:`(u, v)`: ``K(X, Y)`` and ``K(Y, X).T`` agree to the quadrature error, while ``K(X)`` is
-    exactly symmetric.
+    exactly symmetric. There is no high-precision path: :meth:`duals` and :meth:`c_sigma_mp` refuse
+    mpmath numbers.
+
+    Two quadrature activations are equal when they have the same ``fn`` and ``dfn`` (the same
+    objects), ``order`` and ``name``. The repr reads back as code when ``fn`` and ``dfn`` are
+    public functions of torch, numpy or math or module-level functions (a lambda cannot be named);
+    the named ones of :func:`get_activation` read ``get_activation('tanh')``.
 
     Examples
     --------
     >>> import torch, ntklib as nk
-    >>> square = nk.Activation(lambda z: z**2, name="square")
+    >>> square = nk.Quadrature(lambda z: z**2, name="square")
     >>> round(float(square.c_sigma), 12)                 # E[z^4] = 3
     0.333333333333
     >>> # E[u^2 v^2] = 1 + 2 * 0.5**2
     >>> round(float(square.dual(1.0, 0.5, 1.0)), 12)
     1.5
+    >>> q = nk.Quadrature(torch.special.erf, name="erf by quadrature", order=128)
+    >>> q
+    Quadrature(torch.special.erf, name='erf by quadrature', order=128)
+    >>> eval(repr(q), {"Quadrature": nk.Quadrature, "torch": torch}) == q
+    True
     """
-
-    closed_form = False
 
     def __init__(self, fn: Callable, dfn: Callable | None = None, *, name: str | None = None, order: int = 64):
         if not callable(fn):
             raise TypeError(f"activation must be a name, an Activation or a callable; got {fn!r}")
         if dfn is not None and not callable(dfn):
             raise TypeError(f"dfn must be callable or None; got {dfn!r}")
-        check_int(order, "order", 2, "Gauss-Hermite nodes per dimension")
-        self.fn = fn
-        self.dfn = dfn
-        self.name = name or getattr(fn, "__name__", "activation")
-        self.order = int(order)
-        self._c_sigma = None
+        self._order = check_int(order, "order", 2, "Gauss-Hermite nodes per dimension")
+        self._fn, self._dfn = fn, dfn
+        super().__init__(getattr(fn, "__name__", "activation") if name is None else name)
 
-    # -- the activation itself -------------------------------------------------------------
-    def __call__(self, z):
-        """Evaluate :math:`\\sigma` elementwise (tensor in, tensor out)."""
-        return _call(self.fn, z)
+    @property
+    def fn(self) -> Callable:
+        """The activation :math:`\\sigma` as given.
 
-    def derivative(self, z):
-        """Evaluate :math:`\\sigma'` elementwise (tensor in, tensor out)."""
-        if self.dfn is not None:
-            return _call(self.dfn, z)
-        return _numeric_derivative(self.fn, z)
+        Examples
+        --------
+        >>> import torch, ntklib as nk
+        >>> nk.get_activation("tanh").fn is torch.tanh
+        True
+        """
+        return self._fn
+
+    @property
+    def dfn(self) -> Callable | None:
+        """The derivative :math:`\\sigma'` as given, or None (autograd or finite differences).
+
+        Examples
+        --------
+        >>> import torch, ntklib as nk
+        >>> nk.Quadrature(torch.tanh).dfn is None
+        True
+        """
+        return self._dfn
+
+    @property
+    def order(self) -> int:
+        """Gauss–Hermite nodes per dimension.
+
+        Examples
+        --------
+        >>> import torch, ntklib as nk
+        >>> nk.Quadrature(torch.tanh, order=32).order
+        32
+        """
+        return self._order
+
+    def _key(self):
+        return (id(self._fn), id(self._dfn), self._order, self._name)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return (self._fn is other._fn and self._dfn is other._dfn and self._order == other._order
+                and self._name == other._name)
+
+    __hash__ = Activation.__hash__
+
+    def _cost(self) -> int:
+        return self._order**2
 
     def __repr__(self):
-        return f"Activation({self.name})"
+        factory = _FACTORIES.get(self._name)
+        if self._name in _QUADRATURE_NAMES and factory() == self:
+            return f"get_activation({self._name!r})"
+        parts = [_code_name(self._fn)]
+        if self._dfn is not None:
+            parts.append(_code_name(self._dfn))
+        if self._name != getattr(self._fn, "__name__", "activation"):
+            parts.append(f"name={self._name!r}")
+        parts.append(f"order={self._order}")
+        return f"Quadrature({', '.join(parts)})"
 
-    # -- normalization ---------------------------------------------------------------------
-    @property
-    def c_sigma(self) -> float:
-        r""":math:`c_\sigma = 1/\mathbb E_{z\sim\mathcal N(0,1)}[\sigma(z)^2]` (Arora et al. 2019)."""
-        if self._c_sigma is None:
-            one = torch.ones((), dtype=torch.float64)
-            second_moment = float(self._dual(one, one, one))
-            if not second_moment > 0:
-                raise ValueError(f"{self!r} has E[sigma(z)^2] = {second_moment}; c_sigma is undefined")
-            self._c_sigma = 1.0 / second_moment
-        return self._c_sigma
+    def _sigma(self, z):
+        return _call(self._fn, z)
 
-    # -- duals: public, (q11, q12, q22) like the formulas -----------------------------------
-    def dual(self, q11, q12, q22):
-        r""":math:`\mathbb E[\sigma(u)\sigma(v)]` for :math:`(u, v)\sim\mathcal N(0, [[q_{11}, q_{12}],
-        [q_{12}, q_{22}]])`; arguments broadcast, and the result has the kind of ``q12``."""
-        return self._public(self._dual, q11, q12, q22)
+    def _dsigma(self, z):
+        if self._dfn is not None:
+            return _call(self._dfn, z)
+        return _numeric_derivative(self._fn, z)
 
-    def dual_deriv(self, q11, q12, q22):
-        r""":math:`\mathbb E[\sigma'(u)\sigma'(v)]`, same conventions as :meth:`dual`."""
-        return self._public(self._dual_deriv, q11, q12, q22)
-
-    def _public(self, method, q11, q12, q22):
-        a = to_tensor(q11, "q11", dtype=torch.float64)
-        b = to_tensor(q22, "q22", dtype=torch.float64, device=a.device)
-        c = to_tensor(q12, "q12", dtype=torch.float64, device=a.device)
-        if bool((a < 0).any()) or bool((b < 0).any()):
-            raise ValueError("q11 and q22 are variances and must be >= 0")
-        den = torch.sqrt(a * b)
-        if bool((c.abs() > den * (1 + 1e-12)).any()):
-            raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
-        rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
-        out = method(a, b, rho)
-        if isinstance(q12, torch.Tensor):
-            return out
-        return _scalar_or_array(q12, out)
-
-    # -- duals: internal, (q11, q22, rho) with rho exact at +-1 ------------------------------
-    def _dual(self, q11, q22, rho):
-        return self._quadrature(self.__call__, q11, q22, rho)
-
-    def _dual_deriv(self, q11, q22, rho):
-        return self._quadrature(self.derivative, q11, q22, rho)
-
-    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
-        """Both duals at once (closed forms share their expensive parts here).
-
-        ``root``, if given, is ``sqrt(q11 * q22)`` already computed by the caller."""
-        return self._dual(q11, q22, rho), (self._dual_deriv(q11, q22, rho) if want_deriv else None)
-
-    def _mp_duals(self, q11, q22, rho):
-        """(E[s(u)s(v)], E[s'(u)s'(v)]) in mpmath at the working precision (closed forms only)."""
-        raise NotImplementedError(
-            f"{self!r} has no closed-form dual, so it cannot be evaluated beyond float64; "
-            "use nk.relu(k), 'step', 'erf', 'sin', 'cos' or 'identity'"
-        )
-
-    def _mp_c_sigma(self):
-        raise NotImplementedError(f"{self!r} has no closed-form c_sigma")
+    def _evaluate_duals(self, M, q11, q22, rho, deriv, root):
+        if M is not _TorchMath:
+            raise TypeError(
+                f"{self!r} is evaluated by float64 quadrature and has no high-precision path: give "
+                "torch tensors, or use a closed form (relu(k), step, erf, sin, cos, identity) for mpmath"
+            )
+        dual = self._quadrature(self._sigma, q11, q22, rho)
+        return dual, (self._quadrature(self._dsigma, q11, q22, rho) if deriv else None)
 
     def _quadrature(self, f, q11, q22, rho):
-        z, w = _gauss_hermite(self.order, rho.dtype, rho.device)
+        z, w = _gauss_hermite(self._order, rho.dtype, rho.device)
         q11, q22, rho = torch.broadcast_tensors(q11, q22, rho)
         s = torch.sqrt((1 - rho) * (1 + rho))
         e = (...,) + (None,) * 2
@@ -302,6 +1086,30 @@ class Activation:
         fv = f(torch.sqrt(q22)[e] * (rho[e] * zi + s[e] * zj))                  # (..., Q, Q)
         inner = fv @ w                                                          # sum over z2
         return (fu * inner) @ w                                                 # sum over z1
+
+
+#: public namespaces searched for a function's importable name (for reprs)
+_CODE_MODULES = ("torch.special", "torch.nn.functional", "torch", "numpy", "math")
+
+
+def _code_name(fn) -> str:
+    """``module.name`` if ``fn`` is reachable so, else its plain repr (a lambda cannot be named)."""
+    import importlib
+    import sys
+
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    public = module == "__main__" or (module and not any(p.startswith("_") for p in module.split(".")))
+    if public and qualname and "<" not in qualname:
+        obj = sys.modules.get(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        if obj is fn:
+            return qualname if module == "__main__" else f"{module}.{qualname}"
+    for name in _CODE_MODULES:
+        for attr, value in vars(importlib.import_module(name)).items():
+            if value is fn and not attr.startswith("_"):
+                return f"{name}.{attr}"
+    return repr(fn)
 
 
 def _call(fn, z: torch.Tensor) -> torch.Tensor:
@@ -339,308 +1147,209 @@ def _gauss_hermite(order: int, dtype, device):
     return _GH_CACHE[key]
 
 
-class ReLUk(Activation):
-    r"""The ReLU power :math:`\sigma(z) = \max(z, 0)^k`; ``k = 0`` is the step, ``k = 1`` the ReLU.
+# --------------------------------------------------------------------------------------------
+# Factories and names
+# --------------------------------------------------------------------------------------------
+def relu(k: int = 1) -> ReLUk:
+    r"""The ReLU power :math:`\max(z, 0)^k` with closed-form duals.
 
-    Closed forms (Cho & Saul 2009), with :math:`\cos\theta = \rho`:
+    Parameters
+    ----------
+    k : int, default 1
+        The power, ``k >= 0``; ``relu(0)`` is the step (also :func:`step`).
 
-    .. math::
+    Returns
+    -------
+    ReLUk
+        Named ``"relu"`` for ``k = 1``, ``"step"`` for ``k = 0`` and ``f"relu{k}"`` otherwise.
 
-        \mathbb E[\sigma(u)\sigma(v)] = \frac{(q_{11}q_{22})^{k/2}}{2\pi} J_k(\theta), \qquad
-        \mathbb E[\sigma'(u)\sigma'(v)] = \frac{k^2 (q_{11}q_{22})^{(k-1)/2}}{2\pi} J_{k-1}(\theta),
-
-    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`.
-
-    The step (``k = 0``) is a convention: its derivative vanishes almost everywhere, and that is
-    what ``derivative`` returns and what ``torch.autograd`` computes through a step network, so its
-    derivative dual is 0. The true (distributional) derivative is a Dirac mass
-    :math:`\delta(z)`, whose "dual" :math:`\mathbb E[\delta(u)\delta(v)]` is the Gaussian density
-    at the origin, :math:`1/(2\pi\sqrt{q_{11}q_{22}(1-\rho^2)})`, infinite at :math:`\rho = \pm1`.
-    With the convention only the last layer's weights contribute, and the step's NTK equals its
-    NNGP.
+    Raises
+    ------
+    TypeError
+        ``k`` not an int.
+    ValueError
+        ``k < 0``.
 
     Examples
     --------
     >>> import ntklib as nk
-    >>> nk.relu(2), nk.relu(2).c_sigma
-    (relu(2), 0.6666666666666666)
-    >>> # E[relu(u) relu(v)] = 1/(2 pi) for independent u, v
-    >>> float(nk.relu(1).dual(1.0, 0.0, 1.0))
-    0.15915494309189535
+    >>> nk.relu(), nk.relu(3), nk.relu(3).name, nk.relu(0) == nk.step()
+    (relu(1), relu(3), 'relu3', True)
     """
-
-    closed_form = True
-
-    def __init__(self, k: int = 1):
-        self.k = _check_order(k)
-        self.name = "step" if self.k == 0 else ("relu" if self.k == 1 else f"relu{self.k}")
-        self.fn = self.dfn = None
-        self.order = 0
-        self._c_sigma = 2.0 / _double_factorial_odd(self.k)
-
-    def __call__(self, z):
-        if self.k == 0:
-            return (z > 0).to(z.dtype)
-        return torch.clamp(z, min=0) ** self.k
-
-    def derivative(self, z):
-        if self.k == 0:
-            return torch.zeros_like(z)
-        return self.k * (ReLUk(self.k - 1)(z))
-
-    def __repr__(self):
-        return f"relu({self.k})"
-
-    def __eq__(self, other):
-        return isinstance(other, ReLUk) and other.k == self.k
-
-    def __hash__(self):
-        return hash(("relu", self.k))
-
-    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
-        # J_k / (2 pi) is exactly 1/2 * (2k-1)!! at rho = 1, so the diagonal stays exact
-        j_prev, j_k = _arc_cosine_pair(self.k, rho)
-        if self.k == 0:
-            dual = j_k / (2 * math.pi)
-            deriv = torch.zeros_like(dual) if want_deriv else None
-            return dual, deriv
-        s = torch.sqrt(q11 * q22) if root is None else root
-        dual = (s**self.k if self.k > 1 else s) * (j_k / (2 * math.pi))
-        deriv = None
-        if want_deriv:
-            deriv = self.k**2 * (j_prev / (2 * math.pi))
-            if self.k > 1:
-                deriv = deriv * s ** (self.k - 1)
-        return dual, deriv
-
-    def _dual(self, q11, q22, rho):
-        return self._duals(q11, q22, rho, False)[0]
-
-    def _dual_deriv(self, q11, q22, rho):
-        return self._duals(q11, q22, rho, True)[1]
-
-    def _mp_duals(self, q11, q22, rho):
-        import mpmath as mp
-
-        k, s = self.k, mp.sqrt(q11 * q22)
-        phi = mp.acos(-rho)  # pi - theta
-        j_prev, j = phi, mp.sqrt((1 - rho) * (1 + rho)) + phi * rho
-        if k == 0:
-            return phi / (2 * mp.pi), mp.mpf(0)
-        for m in range(1, k):
-            j_prev, j = j, (2 * m + 1) * rho * j + m * m * (1 - rho) * (1 + rho) * j_prev
-        return s**k * j / (2 * mp.pi), k * k * s ** (k - 1) * j_prev / (2 * mp.pi)
-
-    def _mp_c_sigma(self):
-        import mpmath as mp
-
-        return mp.mpf(2) / _double_factorial_odd(self.k)
-
-
-def relu(k: int = 1) -> ReLUk:
-    """The activation :math:`\\max(z, 0)^k` with closed-form duals (``relu(0)`` is the step)."""
     return ReLUk(k)
 
 
-class Erf(Activation):
-    r""":math:`\sigma = \mathrm{erf}` with Williams' (1997) closed forms
+def step() -> ReLUk:
+    r"""The step :math:`\mathbf 1[z > 0]`, i.e. ``relu(0)``, named ``"step"``.
 
-    .. math::
+    Returns
+    -------
+    ReLUk
+        ``ReLUk(0)``; its derivative dual is 0 by convention (see :class:`ReLUk`).
 
-        \mathbb E[\mathrm{erf}\,u\;\mathrm{erf}\,v] = \frac{2}{\pi}\arcsin\frac{2q_{12}}
-        {\sqrt{(1+2q_{11})(1+2q_{22})}},\qquad
-        \mathbb E[\mathrm{erf}'u\;\mathrm{erf}'v] = \frac{4}{\pi}\big((1+2q_{11})(1+2q_{22})
-        - 4q_{12}^2\big)^{-1/2}.
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.step(), nk.step().name, nk.step().c_sigma
+    (step(), 'step', 2.0)
     """
-
-    closed_form = True
-
-    def __init__(self):
-        self.name, self.fn, self.dfn, self.order = "erf", None, None, 0
-        self._c_sigma = math.pi / (2 * math.asin(2 / 3))
-
-    def __call__(self, z):
-        return torch.special.erf(z)
-
-    def derivative(self, z):
-        return (2 / math.sqrt(math.pi)) * torch.exp(-z * z)
-
-    def __repr__(self):
-        return "Erf()"
-
-    def _dual(self, q11, q22, rho):
-        q12 = rho * torch.sqrt(q11 * q22)
-        return (2 / math.pi) * torch.asin(2 * q12 / torch.sqrt((1 + 2 * q11) * (1 + 2 * q22)))
-
-    def _dual_deriv(self, q11, q22, rho):
-        # (1+2a)(1+2b) - 4 q12^2 written without cancellation
-        det = 1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho))
-        return (4 / math.pi) / torch.sqrt(det)
-
-    def _mp_duals(self, q11, q22, rho):
-        import mpmath as mp
-
-        q12 = rho * mp.sqrt(q11 * q22)
-        e = 2 / mp.pi * mp.asin(2 * q12 / mp.sqrt((1 + 2 * q11) * (1 + 2 * q22)))
-        return e, 4 / mp.pi / mp.sqrt(1 + 2 * (q11 + q22) + 4 * q11 * q22 * (1 - rho) * (1 + rho))
-
-    def _mp_c_sigma(self):
-        import mpmath as mp
-
-        return mp.pi / (2 * mp.asin(mp.mpf(2) / 3))
+    return ReLUk(0)
 
 
-class Sin(Activation):
-    r""":math:`\sigma = \sin`: :math:`\mathbb E[\sin u \sin v] = e^{-(q_{11}+q_{22})/2}\sinh q_{12}`,
-    :math:`\mathbb E[\cos u\cos v] = e^{-(q_{11}+q_{22})/2}\cosh q_{12}`."""
+def erf() -> Erf:
+    r"""The error function :math:`\mathrm{erf}` with Williams' closed-form duals, named ``"erf"``.
 
-    closed_form = True
+    Returns
+    -------
+    Erf
+        The closed form of erf (all instances are equal).
 
-    def __init__(self):
-        self.name, self.fn, self.dfn, self.order = "sin", None, None, 0
-        self._c_sigma = 2.0 / -math.expm1(-2.0)
-
-    def __call__(self, z):
-        return torch.sin(z)
-
-    def derivative(self, z):
-        return torch.cos(z)
-
-    def __repr__(self):
-        return "Sin()"
-
-    def _dual(self, q11, q22, rho):
-        return torch.exp(-(q11 + q22) / 2) * torch.sinh(rho * torch.sqrt(q11 * q22))
-
-    def _dual_deriv(self, q11, q22, rho):
-        return torch.exp(-(q11 + q22) / 2) * torch.cosh(rho * torch.sqrt(q11 * q22))
-
-    def _mp_duals(self, q11, q22, rho):
-        import mpmath as mp
-
-        scale, q12 = mp.exp(-(q11 + q22) / 2), rho * mp.sqrt(q11 * q22)
-        return scale * mp.sinh(q12), scale * mp.cosh(q12)
-
-    def _mp_c_sigma(self):
-        import mpmath as mp
-
-        return 1 / (mp.exp(-1) * mp.sinh(1))
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.erf(), nk.get_activation("erf") == nk.erf()
+    (erf(), True)
+    """
+    return Erf()
 
 
-class Cos(Activation):
-    r""":math:`\sigma = \cos` (duals of :class:`Sin` swapped)."""
+def sin() -> Sin:
+    r""":math:`\sin` with closed-form duals, named ``"sin"``.
 
-    closed_form = True
+    Returns
+    -------
+    Sin
+        The closed form of sin (all instances are equal).
 
-    def __init__(self):
-        self.name, self.fn, self.dfn, self.order = "cos", None, None, 0
-        self._c_sigma = 2.0 / (1.0 + math.exp(-2.0))
-
-    def __call__(self, z):
-        return torch.cos(z)
-
-    def derivative(self, z):
-        return -torch.sin(z)
-
-    def __repr__(self):
-        return "Cos()"
-
-    _dual = Sin._dual_deriv
-    _dual_deriv = Sin._dual
-
-    def _mp_duals(self, q11, q22, rho):
-        return Sin._mp_duals(self, q11, q22, rho)[::-1]
-
-    def _mp_c_sigma(self):
-        import mpmath as mp
-
-        return 1 / (mp.exp(-1) * mp.cosh(1))
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.sin(), nk.get_activation("sin") == nk.sin()
+    (sin(), True)
+    """
+    return Sin()
 
 
-class Identity(Activation):
-    r""":math:`\sigma(z) = z`: dual :math:`q_{12}`, derivative dual 1, :math:`c_\sigma = 1`."""
+def cos() -> Cos:
+    r""":math:`\cos` with closed-form duals, named ``"cos"``.
 
-    closed_form = True
+    Returns
+    -------
+    Cos
+        The closed form of cos (all instances are equal).
 
-    def __init__(self):
-        self.name, self.fn, self.dfn, self.order = "identity", None, None, 0
-        self._c_sigma = 1.0
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.cos(), nk.get_activation("cos") == nk.cos()
+    (cos(), True)
+    """
+    return Cos()
 
-    def __call__(self, z):
-        return z
 
-    def derivative(self, z):
-        return torch.ones_like(z)
+def identity() -> Identity:
+    r"""The identity :math:`\sigma(z) = z` (a linear network), named ``"identity"``.
 
-    def __repr__(self):
-        return "Identity()"
+    Returns
+    -------
+    Identity
+        The closed form of the identity (all instances are equal).
 
-    def _dual(self, q11, q22, rho):
-        return rho * torch.sqrt(q11 * q22)
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.identity(), nk.get_activation("linear") == nk.identity()
+    (identity(), True)
+    """
+    return Identity()
 
-    def _dual_deriv(self, q11, q22, rho):
-        return torch.ones(torch.broadcast_shapes(q11.shape, q22.shape, rho.shape), dtype=rho.dtype, device=rho.device)
 
-    def _mp_duals(self, q11, q22, rho):
-        import mpmath as mp
-
-        return rho * mp.sqrt(q11 * q22), mp.mpf(1)
-
-    def _mp_c_sigma(self):
-        import mpmath as mp
-
-        return mp.mpf(1)
+def _tanh_deriv(z):
+    return 1 - torch.tanh(z) ** 2
 
 
 def _gelu_deriv(z):
     return 0.5 * torch.special.erfc(-z / math.sqrt(2)) + z * torch.exp(-z * z / 2) / math.sqrt(2 * math.pi)
 
 
-_FACTORIES = {
-    "relu": lambda: ReLUk(1),
-    "step": lambda: ReLUk(0),
-    "erf": Erf,
-    "sin": Sin,
-    "cos": Cos,
-    "identity": Identity,
-    "linear": Identity,
-    "tanh": lambda: Activation(torch.tanh, lambda z: 1 - torch.tanh(z) ** 2, name="tanh"),
-    "gelu": lambda: Activation(torch.nn.functional.gelu, _gelu_deriv, name="gelu"),
-    "softplus": lambda: Activation(torch.nn.functional.softplus, torch.sigmoid, name="softplus"),
-    "sigmoid": lambda: Activation(torch.sigmoid, lambda z: torch.sigmoid(z) * torch.sigmoid(-z), name="sigmoid"),
-}
+def _sigmoid_deriv(z):
+    return torch.sigmoid(z) * torch.sigmoid(-z)
 
-#: Names understood by :func:`get_activation` (closed forms first, then quadrature).
+
+# each factory returns an equal activation on every call (module-level functions, not lambdas)
+_FACTORIES = {
+    "relu": relu,
+    "step": step,
+    "relu2": lambda: relu(2),
+    "relu3": lambda: relu(3),
+    "erf": erf,
+    "sin": sin,
+    "cos": cos,
+    "identity": identity,
+    "linear": identity,
+    "tanh": lambda: Quadrature(torch.tanh, _tanh_deriv, name="tanh"),
+    "gelu": lambda: Quadrature(torch.nn.functional.gelu, _gelu_deriv, name="gelu"),
+    "softplus": lambda: Quadrature(torch.nn.functional.softplus, torch.sigmoid, name="softplus"),
+    "sigmoid": lambda: Quadrature(torch.sigmoid, _sigmoid_deriv, name="sigmoid"),
+}
+_QUADRATURE_NAMES = ("tanh", "gelu", "softplus", "sigmoid")
+_RELU_POWER = re.compile(r"relu(0|[1-9][0-9]*)")
+
+#: The names :func:`get_activation` parses: closed forms first (``"linear"`` is the identity), then
+#: the quadrature activations. ``"relu<k>"`` parses for every ``k >= 0`` (``relu0`` is the step,
+#: ``relu1`` the ReLU); the tuple lists the powers 2 and 3 that the book uses.
 ACTIVATION_NAMES = tuple(_FACTORIES)
 
 
 def get_activation(activation) -> Activation:
     """Resolve a name, an :class:`Activation` or a callable to an :class:`Activation`.
 
+    Parameters
+    ----------
+    activation : str, Activation or callable
+        A name of :data:`ACTIVATION_NAMES` or ``"relu<k>"`` (case-insensitive); an activation,
+        returned as it is; any other callable, wrapped in :class:`Quadrature`.
+
+    Returns
+    -------
+    Activation
+        For every activation ``a`` the library makes, ``get_activation(a.name) == a``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+    TypeError
+        Anything else.
+
     Examples
     --------
     >>> import ntklib as nk
-    >>> [nk.get_activation(name) for name in ("relu", "step", "erf")]
-    [relu(1), relu(0), Erf()]
+    >>> [nk.get_activation(name) for name in ("relu", "step", "relu2", "erf")]
+    [relu(1), step(), relu(2), erf()]
+    >>> nk.get_activation(nk.relu(5).name) == nk.relu(5)
+    True
     >>> nk.get_activation("swish")
     Traceback (most recent call last):
     ...
-    ValueError: unknown activation 'swish'; known names: relu, step, erf, ...
+    ValueError: unknown activation 'swish'; known names: relu, step, relu2, relu3, ...
     """
     if isinstance(activation, Activation):
         return activation
     if isinstance(activation, str):
-        try:
-            return _FACTORIES[activation.lower()]()
-        except KeyError:
-            raise ValueError(
-                f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)} "
-                "(or pass nk.relu(k), an nk.Activation or a callable)"
-            ) from None
+        key = activation.lower()
+        if key in _FACTORIES:
+            return _FACTORIES[key]()
+        power = _RELU_POWER.fullmatch(key)
+        if power:
+            return relu(int(power.group(1)))
+        raise ValueError(
+            f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)}, and relu<k> "
+            "for any integer k >= 0 (or pass nk.relu(k), an nk.Activation or a callable)"
+        )
     if callable(activation):
-        return Activation(activation)
+        return Quadrature(activation)
     raise TypeError(f"activation must be a name, an nk.Activation or a callable; got {type(activation).__name__}")
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -683,7 +1392,8 @@ def hermite_coefficients(activation, n, *, breakpoints=(0.0,)):
 
     Returns
     -------
-    a : numpy.ndarray, shape (n,), float64
+    numpy.ndarray
+        Shape ``(n,)``: :math:`a_0, \dots, a_{n-1}` in float64.
 
     Notes
     -----

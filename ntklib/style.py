@@ -3,11 +3,19 @@
 Plain data, so ntklib itself never imports matplotlib. A chapter applies ``RC`` once
 (``plt.rcParams.update(RC)``) and passes ``COLORS[activation.name]`` and ``LINESTYLES[kernel]`` to
 ``plot``. The same activation has the same color in every figure of the book, whatever the kernel,
-depth or dimension; the NTK and the NNGP of one activation differ by line style.
+depth or dimension, and no two activations share one; the NTK and the NNGP of one activation differ
+by line style, never by color.
+
+>>> import ntklib as nk
+>>> from ntklib.style import COLORS, LINESTYLES
+>>> COLORS[nk.relu(2).name], COLORS[nk.get_activation("step").name], LINESTYLES["nngp"]
+('#2ca02c', '#ff7f0e', '--')
 """
 
-#: matplotlib-compatible hex colors, keyed by activation name (``nk.relu(2).name`` is ``"relu2"``)
-#: and, for the classic kernels, by family
+#: matplotlib-compatible hex colors keyed by the activation's ``.name`` (not its repr:
+#: ``COLORS[nk.relu(2).name]``, i.e. ``COLORS["relu2"]``), one for every name in
+#: ``nk.ACTIVATION_NAMES`` (``"linear"`` is the identity's alias and has its ``"identity"`` color;
+#: ReLU powers beyond 3 have none), and, for the classic kernels, one per family
 COLORS = {
     "relu": "#1f77b4",
     "step": "#ff7f0e",
@@ -19,8 +27,11 @@ COLORS = {
     "identity": "#7f7f7f",
     "tanh": "#e377c2",
     "gelu": "#bcbd22",
+    "softplus": "#98df8a",
+    "sigmoid": "#ff9896",
     "laplace": "#000000",
     "gaussian": "#aec7e8",
+    "matern": "#c5b0d5",
     "exp_power": "#8c8c8c",
 }
 

@@ -1,5 +1,7 @@
-"""Activations and their duals: closed forms against quadrature, Monte Carlo and 40-digit references."""
+"""Activations and their duals: closed forms against quadrature, Monte Carlo and 40-digit references;
+the mpmath path of every closed form; names, reprs and equality that round-trip."""
 import math
+import pickle
 
 import mpmath as mp
 import numpy as np
@@ -10,12 +12,22 @@ from scipy import integrate
 import ntklib as nk
 from mpref import J as mp_J
 from mpref import duals as mp_duals
+from ntklib.activations import ClosedForm
+from ntklib.style import COLORS
 
-CLOSED = ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity"]
+#: every closed form the library names (add one to ACTIVATION_NAMES and it gets every test below)
+CLOSED = list(dict.fromkeys(nk.get_activation(n).name for n in nk.ACTIVATION_NAMES if nk.get_activation(n).closed_form))
+QUADRATURE = [n for n in nk.ACTIVATION_NAMES if not nk.get_activation(n).closed_form]
+EPS = float(np.finfo(np.float64).eps)
 
 
 def act(name):
-    return nk.relu(int(name[4:])) if name.startswith("relu") and len(name) > 4 else nk.get_activation(name)
+    return nk.get_activation(name)
+
+
+def test_every_closed_form_is_covered():
+    assert CLOSED == ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity"]
+    assert QUADRATURE == ["tanh", "gelu", "softplus", "sigmoid"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -39,10 +51,17 @@ def test_J_at_zero_is_pi_double_factorial(n):
 
 @pytest.mark.parametrize("n", range(1, 6))
 def test_J_derivative_identity(n):
-    """d/dtheta J_n = -n^2 sin(theta) J_{n-1}, by a central difference (error ~ h^2 J''' ~ 1e-10)."""
+    """d/dtheta J_n = -n^2 sin(theta) J_{n-1}, by a central difference with h = 1e-5.
+
+    The difference's error is the truncation h^2 max|J_n'''| / 6 plus the rounding of the two
+    values, about eps max|J_n| / h. Both scale with the size of J_n, max|J_n| = J_n(0) =
+    pi (2n-1)!! (3e3 at n = 5), so the error is ~1e-10 *relative to J_n(0)* (measured: 2e-11 at
+    n = 1 to 1e-10 at n = 5), and that is what is asserted, with a margin of 2. A wrong coefficient
+    in the recursion is off by order J_n(0)."""
     t, h = THETAS[1:-1], 1e-5
     fd = (nk.arc_cosine_J(n, t + h) - nk.arc_cosine_J(n, t - h)) / (2 * h)
-    np.testing.assert_allclose(fd, -(n**2) * np.sin(t) * nk.arc_cosine_J(n - 1, t), rtol=0, atol=1e-8 * n**3 * 15**n / 15)
+    scale = math.pi * math.prod(range(1, 2 * n, 2))
+    np.testing.assert_allclose(fd, -(n**2) * np.sin(t) * nk.arc_cosine_J(n - 1, t), rtol=0, atol=2e-10 * scale)
 
 
 @pytest.mark.parametrize("n", range(0, 6))
@@ -162,6 +181,275 @@ def test_relu_power_is_not_max_of_power():
     assert nk.relu(2)(z).tolist() == [0.0, 9.0]
 
 
+def _t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+#: correlations at and near the endpoints; 1 - 1e-12 has a full mantissa, so 1 - rho**2 would lose
+#: 5 digits of sin(theta)^2 to the rounding of rho**2
+EDGE_RHOS = [1.0, -1.0, 1 - 1e-12, -(1 - 1e-12), 1 - 3.7e-7]
+EDGE_VARS = [(1.0, 1.0), (1e-3, 1e-3), (7.0, 7.0), (0.3, 2.0), (1e3, 1e-3), (800.0, 800.0), (1e4, 1e4)]
+
+
+def _ulps(name, q11, q22, r):
+    """4 ulps; for sin and cos plus the conditioning of their factor exp(-delta/2), delta =
+    q11 + q22 - 2|q12|: its rounded argument costs up to delta/2 ulps, as for any float64 exp
+    at a rounded argument (about 500 at q11 = 1e3, q22 = 1e-3; nothing at q11 = q22, rho = +-1)."""
+    if name not in ("sin", "cos"):
+        return 4
+    return 4 + (q11 + q22 - 2 * abs(r) * math.sqrt(q11 * q22)) / 2
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_float64_duals_keep_every_digit_at_and_near_rho_plus_minus_one(name):
+    """duals() on tensors against the 50-digit reference: a few ulps at rho = +-1 and near +1
+    (where sqrt(1 - rho^2) or pi - arccos(rho) would lose digits), for equal and unequal and for
+    large variances (sin and cos used to give 0 * inf = NaN from q = 745 on). Near -1 the ReLU^k
+    duals vanish, see the next test."""
+    A = act(name)
+    for q11, q22 in EDGE_VARS:
+        for r in EDGE_RHOS:
+            if r < 0 and abs(r) < 1 and name.startswith("relu"):
+                continue
+            e, ed = A.duals(_t(q11), _t(q22), _t(r))
+            with mp.workdps(50):
+                E, ED, _ = mp_duals(name, q11, q22, mp.mpf(r) * mp.sqrt(mp.mpf(q11) * mp.mpf(q22)))
+                for got, ref in ((e, E), (ed, ED)):
+                    assert abs(mp.mpf(float(got)) - ref) <= _ulps(name, q11, q22, r) * EPS * abs(ref), (q11, q22, r)
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_float64_duals_near_rho_minus_one_are_accurate_to_the_kernel_scale(name):
+    """Near rho = -1 the ReLU^k duals vanish like (pi - theta)^(2k+1), and the J_k recursion
+    cancels: relative to their own tiny values they keep only ~eps / (pi - theta)^2, but the
+    error stays below eps times the dual's scale sqrt(q11 q22)^k (2k - 1)!!/2, which is what a
+    kernel entry sees (its diagonal has that size)."""
+    A = act(name)
+    r = -(1 - 1e-12)
+    for q11, q22 in EDGE_VARS:
+        e, ed = A.duals(_t(q11), _t(q22), _t(r))
+        e1, ed1 = A.duals(_t(q11), _t(q22), _t(1.0))
+        ulps = _ulps(name, q11, q22, r)
+        with mp.workdps(50):
+            E, ED, _ = mp_duals(name, q11, q22, mp.mpf(r) * mp.sqrt(mp.mpf(q11) * mp.mpf(q22)))
+            assert abs(mp.mpf(float(e)) - E) <= ulps * EPS * max(abs(E), abs(float(e1)))
+            assert abs(mp.mpf(float(ed)) - ED) <= ulps * EPS * max(abs(ED), abs(float(ed1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# the high-precision (mpmath) path of every closed form
+# ----------------------------------------------------------------------------------------------
+MP_RHOS = ["-1", "-0.9", "-0.3", "0", "0.5", "0.999", "1"]
+MP_VARS = [("1", "1"), ("0.3", "2"), ("7", "0.001")]
+
+
+@pytest.mark.parametrize("name", CLOSED)
+@pytest.mark.parametrize("dps", [30, 60])
+def test_mp_duals_match_the_independent_reference_at_the_current_precision(name, dps):
+    """duals() on mpmath numbers against tests/mpref.py (written from the papers, none of ntklib's
+    code), at the caller's precision: agreement to 10^-(dps - 5), impossible for a float64 path."""
+    A = act(name)
+    with mp.workdps(dps):
+        tol = mp.mpf(10) ** (5 - dps)
+        for q11, q22 in MP_VARS:
+            for r in MP_RHOS:
+                a, b, rho = mp.mpf(q11), mp.mpf(q22), mp.mpf(r)
+                e, ed = A.duals(a, b, rho)
+                E, ED, c = mp_duals(name, a, b, rho * mp.sqrt(a * b))
+                assert isinstance(e, mp.mpf) and isinstance(ed, mp.mpf)
+                assert abs(e - E) <= tol * (1 + abs(E)), (q11, q22, r)
+                assert abs(ed - ED) <= tol * (1 + abs(ED)), (q11, q22, r)
+                assert A.duals(a, b, rho, deriv=False) == (e, None)
+                assert A.duals(a, b, rho, root=mp.sqrt(a * b)) == (e, ed)
+        assert abs(A.c_sigma_mp() - c) <= tol * c
+        assert A._mp_duals(a, b, rho) == A.duals(a, b, rho) and A._mp_c_sigma() == A.c_sigma_mp()
+
+
+def _mp_sigma(name):
+    """sigma and sigma' written for mpmath here, independently of the library."""
+    if name == "step":
+        return (lambda z: mp.mpf(z > 0)), (lambda z: mp.mpf(0))
+    if name.startswith("relu"):
+        k = int(name[4:] or 1)
+        return (lambda z: max(z, 0) ** k), (lambda z: k * (max(z, 0) ** (k - 1) if k > 1 else mp.mpf(z > 0)))
+    return {
+        "erf": (mp.erf, lambda z: 2 / mp.sqrt(mp.pi) * mp.exp(-z * z)),
+        "sin": (mp.sin, mp.cos),
+        "cos": (mp.cos, lambda z: -mp.sin(z)),
+        "identity": (lambda z: z, lambda z: mp.mpf(1)),
+    }[name]
+
+
+@pytest.mark.parametrize("name", CLOSED)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_mp_duals_at_rho_plus_minus_one_by_one_dimensional_quadrature(name, sign):
+    """At rho = +-1, v = +-sqrt(q22 / q11) u, so both duals and c_sigma are one-dimensional Gaussian
+    integrals: mpmath's adaptive quadrature (split at the kink z = 0) at 30 digits, an independent
+    check of the formulas themselves at the endpoints."""
+    A = act(name)
+    sig, dsig = _mp_sigma(name)
+    with mp.workdps(30):
+        a, b = mp.mpf("0.7"), mp.mpf(3)
+        density = lambda z: mp.exp(-z * z / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+        expect = lambda f: mp.quad(lambda z: f(mp.sqrt(a) * z) * f(sign * mp.sqrt(b) * z) * density(z), [-mp.inf, 0, mp.inf])  # noqa: E731
+        e, ed = A.duals(a, b, mp.mpf(sign))
+        tol = mp.mpf(10) ** -25
+        assert abs(e - expect(sig)) <= tol * (1 + abs(e))
+        assert abs(ed - expect(dsig)) <= tol * (1 + abs(ed))
+        second = mp.quad(lambda z: sig(z) ** 2 * density(z), [-mp.inf, 0, mp.inf])
+        assert abs(A.c_sigma_mp() * second - 1) <= tol
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_float_c_sigma_is_the_correctly_rounded_mp_value(name):
+    A = act(name)
+    with mp.workdps(50):
+        assert A.c_sigma == float(mp_duals(name, 1, 1, 1)[2])
+
+
+@pytest.mark.parametrize("name", QUADRATURE)
+def test_quadrature_has_no_high_precision_path(name):
+    A = act(name)
+    with pytest.raises(TypeError, match="no high-precision path"):
+        A.duals(mp.mpf(1), mp.mpf(1), mp.mpf("0.5"))
+    with pytest.raises(TypeError, match="no high-precision path"):
+        A.c_sigma_mp()
+    assert isinstance(A.c_sigma, float)  # the float64 path is unaffected
+
+
+# ----------------------------------------------------------------------------------------------
+# duals(): kinds, broadcasting, errors
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", CLOSED + QUADRATURE)
+def test_duals_on_tensors_broadcast_keep_dtype_and_agree_with_dual(name):
+    A = act(name)
+    q11 = torch.tensor([[1.0], [0.5]], dtype=torch.float64)  # (2, 1)
+    q22 = torch.tensor([0.8, 1.0, 1.2], dtype=torch.float64)  # (3,)
+    rho = torch.tensor([-1.0, 0.2, 1.0], dtype=torch.float64)
+    e, ed = A.duals(q11, q22, rho)
+    assert e.shape == ed.shape == (2, 3) and e.dtype == ed.dtype == torch.float64
+    q12 = rho * torch.sqrt(q11 * q22)
+    tol = dict(rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(e, A.dual(q11, q12, q22), **tol)
+    torch.testing.assert_close(ed, A.dual_deriv(q11, q12, q22), **tol)
+    assert A.duals(q11, q22, rho, deriv=False)[1] is None
+    e32, ed32 = A.duals(q11.float(), q22.float(), rho.float())
+    assert e32.dtype == ed32.dtype == torch.float32
+    torch.testing.assert_close(e32.double(), e, rtol=1e-5, atol=1e-6)
+    # a plain number beside a tensor is converted to the tensor's kind
+    torch.testing.assert_close(A.duals(1.0, q22, rho)[0], A.duals(torch.ones_like(q22), q22, rho)[0])
+
+
+def test_duals_root_is_used_and_identity_deriv_broadcasts():
+    rho, q = _t([0.3, -0.5]), _t([2.0, 3.0])
+    for A in (nk.relu(1), nk.relu(2), nk.erf(), nk.sin(), nk.cos(), nk.identity()):
+        torch.testing.assert_close(A.duals(q, q, rho, root=q), A.duals(q, q, rho), rtol=0, atol=0)
+    assert nk.identity().duals(_t(1.0), q, rho)[1].tolist() == [1.0, 1.0]
+    assert nk.step().duals(_t(1.0), q, rho)[1].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("bad, arg", [(np.ones(2), "q11"), ("1", "q11"), (mp.mpc(1, 1), "q11")])
+def test_duals_rejects_other_kinds_naming_the_argument(bad, arg):
+    with pytest.raises(TypeError, match=arg):
+        nk.relu(1).duals(bad, 1, mp.mpf("0.5"))
+
+
+def test_duals_rejects_mixed_mp_and_tensor_and_bad_mp_values():
+    with pytest.raises(TypeError, match="q11 is an mpmath number"):
+        nk.relu(1).duals(mp.mpf(1), _t(1.0), _t(0.5))
+    with pytest.raises(ValueError, match=r"rho must lie in \[-1, 1\]"):
+        nk.erf().duals(1, 1, mp.mpf("1.5"))
+    with pytest.raises(ValueError, match="q22 must be >= 0"):
+        nk.erf().duals(1, -1, mp.mpf("0.5"))
+    with pytest.raises(ValueError, match="q11 must be >= 0"):
+        nk.erf().duals(mp.nan, 1, mp.mpf("0.5"))
+
+
+# ----------------------------------------------------------------------------------------------
+# names, factories, reprs, equality: every activation round-trips
+# ----------------------------------------------------------------------------------------------
+EMITTED = [nk.get_activation(n) for n in nk.ACTIVATION_NAMES] + [nk.relu(k) for k in range(0, 8)]
+NAMESPACE = {"relu": nk.relu, "step": nk.step, "erf": nk.erf, "sin": nk.sin, "cos": nk.cos,
+             "identity": nk.identity, "get_activation": nk.get_activation, "Quadrature": nk.Quadrature,
+             "torch": torch, "numpy": np, "math": math}
+
+
+@pytest.mark.parametrize("a", EMITTED, ids=repr)
+def test_every_emitted_activation_round_trips(a):
+    assert nk.get_activation(a.name) == a
+    assert nk.get_activation(a.name.upper()) == a
+    b = eval(repr(a), dict(NAMESPACE))
+    assert b == a and hash(b) == hash(a) and type(b) is type(a)
+    assert pickle.loads(pickle.dumps(a)) == a if a.closed_form else True
+    assert nk.get_activation(a) is a
+
+
+def test_factories_and_classes_agree():
+    pairs = [(nk.relu(3), nk.ReLUk(3)), (nk.step(), nk.ReLUk(0)), (nk.relu(), nk.ReLUk(1)), (nk.erf(), nk.Erf()),
+             (nk.sin(), nk.Sin()), (nk.cos(), nk.Cos()), (nk.identity(), nk.Identity())]
+    for made, cls in pairs:
+        assert made == cls and hash(made) == hash(cls) and isinstance(made, ClosedForm)
+    assert [repr(a) for a, _ in pairs] == ["relu(3)", "step()", "relu(1)", "erf()", "sin()", "cos()", "identity()"]
+    assert nk.get_activation("relu0") == nk.step() and nk.get_activation("relu1") == nk.relu()
+    assert nk.get_activation("linear") == nk.identity()
+
+
+def test_equality_is_on_the_parameters():
+    closed = [nk.relu(0), nk.relu(1), nk.relu(2), nk.erf(), nk.sin(), nk.cos(), nk.identity()]
+    assert len(set(closed)) == len(closed)
+    assert all(a != b for i, a in enumerate(closed) for b in closed[i + 1:])
+    base = nk.Quadrature(torch.tanh, nk.activations._tanh_deriv, name="tanh")
+    assert base == nk.get_activation("tanh") and hash(base) == hash(nk.get_activation("tanh"))
+    variants = [nk.Quadrature(torch.tanh, nk.activations._tanh_deriv, name="tanh", order=32),
+                nk.Quadrature(torch.tanh, None, name="tanh"),
+                nk.Quadrature(torch.tanh, nk.activations._tanh_deriv, name="my tanh"),
+                nk.Quadrature(torch.sigmoid, nk.activations._tanh_deriv, name="tanh")]
+    assert all(v != base for v in variants)
+    assert nk.Quadrature(torch.special.erf) != nk.erf() and nk.erf() != "erf"
+
+
+def test_activation_called_with_a_callable_is_a_quadrature():
+    """Code written when the quadrature was the base class: nk.Activation(fn, ...) still works."""
+    a = nk.Activation(torch.special.erf, name="erf by quadrature", order=32)
+    assert type(a) is nk.Quadrature and isinstance(a, nk.Activation)
+    assert (a.fn, a.dfn, a.name, a.order, a.tile_cost) == (torch.special.erf, None, "erf by quadrature", 32, 1024)
+    assert a == nk.Quadrature(torch.special.erf, name="erf by quadrature", order=32)
+    assert repr(a) == "Quadrature(torch.special.erf, name='erf by quadrature', order=32)"
+    assert nk.Quadrature(np.tanh).name == "tanh" and repr(nk.Quadrature(np.tanh)) == "Quadrature(numpy.tanh, order=64)"
+    with pytest.raises(TypeError, match="abstract"):
+        ClosedForm("mine")
+    with pytest.raises(TypeError):
+        nk.Activation()
+
+
+def test_tile_cost_and_legacy_order():
+    for name in CLOSED:
+        assert act(name).tile_cost == 1 and act(name).order == 0  # order: until kernels.py reads tile_cost
+    for name in QUADRATURE:
+        assert act(name).tile_cost == act(name).order ** 2 == 64**2
+
+
+def test_quadrature_argument_errors():
+    with pytest.raises(TypeError, match="dfn must be callable"):
+        nk.Quadrature(torch.tanh, 3)
+    with pytest.raises(TypeError, match="order must be an int"):
+        nk.Quadrature(torch.tanh, order=64.0)
+    with pytest.raises(ValueError, match="order must be >= 2"):
+        nk.Quadrature(torch.tanh, order=1)
+    with pytest.raises(TypeError, match="name must be a non-empty str"):
+        nk.Quadrature(torch.tanh, name=3)
+
+
+def test_every_activation_name_has_its_own_colour():
+    """ntklib.style.COLORS is keyed by .name; one colour per activation, none shared."""
+    names = {act(n).name for n in nk.ACTIVATION_NAMES}
+    assert names <= set(COLORS)
+    assert len(set(COLORS.values())) == len(COLORS)
+    others = set(COLORS) - names
+    assert others == {"laplace", "gaussian", "matern", "exp_power"}  # the classic kernels, by family
+    assert all(len(c) == 7 and c[0] == "#" and int(c[1:], 16) >= 0 for c in COLORS.values())
+
+
 # ----------------------------------------------------------------------------------------------
 # quadrature activations
 # ----------------------------------------------------------------------------------------------
@@ -213,9 +501,13 @@ def test_named_quadrature_activations_have_consistent_derivatives(name):
 # ----------------------------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------------------------
-def test_unknown_activation_name():
-    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+def test_unknown_activation_name_lists_the_known_ones():
+    known = ", ".join(nk.ACTIVATION_NAMES)
+    with pytest.raises(ValueError, match=f"unknown activation 'swish'; known names: {known}, and relu<k>"):
         nk.get_activation("swish")
+    for bad in ("relu-1", "relu01", "relu2.5"):
+        with pytest.raises(ValueError, match="unknown activation"):
+            nk.get_activation(bad)
 
 
 @pytest.mark.parametrize("bad", [3, None, 1.5])
