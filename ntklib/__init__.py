@@ -6,7 +6,9 @@
   for ReLU^k (arc-cosine kernels), step, erf, sin, cos, identity and Gauss–Hermite quadrature for any
   other callable;
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
-  mixed activations, biases, and their unit-sphere forms kappa(u);
+  mixed activations, per-layer biases, their unit-sphere forms kappa(u), the one layer step, and the
+  kernel objects ``NTK``/``NNGP``;
+* :mod:`ntklib.convolutional`: the CNTK (vanilla and global average pooling), object ``CNTK``;
 * :mod:`ntklib.spectra`: multiplicities, Legendre/Gegenbauer polynomials and Funk–Hecke eigenvalues
   of dot-product kernels on the sphere, accurate far into the tail; Gram-matrix spectra and
   decay-exponent fits;
@@ -38,9 +40,9 @@ from .activations import (
     hermite_coefficients,
     relu,
 )
-from .kernels import kappa, nngp, ntk, resolve_layers
+from .kernels import NNGP, NTK, kappa, nngp, ntk
 from . import classic, data, empirical, regression, spectra
-from .cntk import cntk, cntk_grid, cntk_pixel_pairs
+from .convolutional import CNTK, cntk, cntk_grid, cntk_pixel_pairs
 from .empirical import CNN, MLP, empirical_nngp, empirical_ntk
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .progress import progress_bar
@@ -72,8 +74,9 @@ __all__ = [
     "kappa",
     "nngp",
     "ntk",
+    "NTK",
+    "NNGP",
     "relu",
-    "resolve_layers",
     "SphereKernel",
     "UnreliableEigenvalueWarning",
     "legendre",
@@ -99,6 +102,7 @@ __all__ = [
     "empirical",
     "regression",
     "cntk",
+    "CNTK",
     "cntk_grid",
     "cntk_pixel_pairs",
     "progress_bar",
