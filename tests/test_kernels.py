@@ -558,6 +558,11 @@ def test_overflow_boundary():
         nk.ntk(x, depth=2)
     with pytest.raises(ValueError, match="K\\(x, x\\) overflow"):
         nk.NTK(depth=2).diag(x)
+    with pytest.raises(ValueError, match="kernel values overflow"):
+        nk.ntk(x, x.copy(), depth=2)
+    # K(x, x) overflows, K(x, y) for a small y does not: it is returned, and right
+    y = np.array([[1e-10, 1e-10]])
+    np.testing.assert_allclose(nk.ntk(x, y, depth=2), nk.ntk(x / 1e10, y * 1e10, depth=2), rtol=1e-14)
     np.testing.assert_allclose(nk.ntk(x / 2, depth=2), [[3 * (0.65e154) ** 2]], rtol=1e-15)
     with pytest.raises(ValueError, match="variances Sigma\\^\\(h\\)\\(x, x\\)"):
         nk.nngp(np.array([[1.5e154, 0.0]]), depth=2)
