@@ -3,19 +3,23 @@ r"""NNGP and NTK of a deep fully connected network (Arora et al. 2019) and their
 The network (Arora et al. 2019, eq. 6) with :math:`L` = ``depth`` hidden layers is
 :math:`f^{(h)} = W^{(h)} g^{(h-1)} + b^{(h)}`, :math:`g^{(0)} = x`,
 :math:`g^{(h)} = \sqrt{c_\sigma/d_h}\,\sigma_h(f^{(h)})`, :math:`f = f^{(L+1)}`, weights i.i.d.
-:math:`\mathcal N(0, 1)` and biases :math:`\mathcal N(0, \beta^2)` (``bias_var`` :math:`=\beta^2`,
-default 0). Its kernels follow the recursion (chapter 1 of the book)
+:math:`\mathcal N(0, 1)` and biases :math:`b^{(h+1)} \sim \mathcal N(0, \beta_h^2)` (``bias_var[h]``
+:math:`=\beta_h^2`, :math:`h = 0, \dots, L`, the last the output layer's; a scalar means the same in
+every layer; default 0). Its kernels follow the recursion (chapter 1 of the book)
 
 .. math::
 
-    \Sigma^{(0)}(x, y) &= x\cdot y + \beta^2, \qquad \Theta^{(0)} = \Sigma^{(0)},\\
-    \Sigma^{(h)}(x, y) &= c_h\, \mathbb E[\sigma_h(u)\sigma_h(v)] + \beta^2, \qquad
+    \Sigma^{(0)}(x, y) &= x\cdot y + \beta_0^2, \qquad \Theta^{(0)} = \Sigma^{(0)},\\
+    \Sigma^{(h)}(x, y) &= c_h\, \mathbb E[\sigma_h(u)\sigma_h(v)] + \beta_h^2, \qquad
     \dot\Sigma^{(h)}(x, y) = c_h\, \mathbb E[\sigma_h'(u)\sigma_h'(v)],\\
     \Theta^{(h)} &= \Theta^{(h-1)}\,\dot\Sigma^{(h)} + \Sigma^{(h)}, \qquad h = 1, \dots, L,
 
 with :math:`(u, v)` centred Gaussian with the covariance :math:`\Sigma^{(h-1)}` on :math:`\{x, y\}`
 and :math:`c_h` = ``weight_var`` (by default :math:`c_{\sigma_h}`). The NNGP is
-:math:`\Sigma^{(L)}`, the NTK :math:`\Theta^{(L)}`.
+:math:`\Sigma^{(L)}`, the NTK :math:`\Theta^{(L)}`. One layer of it is :func:`layer_step` (built on
+:func:`layer_duals`), which runs on torch tensors and on mpmath numbers; the kernel objects
+:class:`NTK` and :class:`NNGP` follow the library's kernel contract (``K(X, Y=None)``, ``diag``,
+``kappa``, a repr that reads back as code).
 
 **How the numbers stay exact.**
 Each layer works with the correlation :math:`\rho = \Sigma(x, y)/\sqrt{\Sigma(x, x)\Sigma(y, y)}` and
@@ -32,16 +36,17 @@ make it about ``3e-3`` (``tests/test_kernels.py`` measures both).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._arrays import as_points, check_depth, check_variance, per_layer, resolve_dtype, returns_like, to_tensor
+from ._tiles import tiled_gram
 from .activations import Activation, get_activation
 
-__all__ = ["ntk", "nngp", "kappa", "resolve_layers", "Layer"]
+__all__ = ["ntk", "nngp", "kappa", "NTK", "NNGP", "Layer", "layer_duals", "layer_step", "resolve_layers"]
 
 #: first-layer cosines with 1 - |cos| below this are recomputed from |x_hat -+ y_hat|^2
 _REFINE = 1e-4
@@ -53,21 +58,53 @@ _QUADRATURE_BUDGET = 1 << 22
 
 @dataclass(frozen=True)
 class Layer:
-    """One hidden layer of the recursion: activation, weight variance :math:`c_h`, bias variance."""
+    r"""One hidden layer :math:`h` of the recursion and the weight layer after it.
+
+    Parameters
+    ----------
+    activation : Activation
+        :math:`\sigma_h`.
+    weight_var : float
+        :math:`c_h`, the variance of the weights that read :math:`\sigma_h` (those of layer
+        :math:`h + 1`).
+    bias_var : float
+        :math:`\beta_h^2`, the bias variance of that weight layer (the one producing
+        :math:`f^{(h+1)}`).
+    weight_is_c_sigma : bool, default False
+        Whether ``weight_var`` is :math:`c_\sigma` of the activation (then a high-precision
+        evaluation uses the exact constant rather than its float).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    Layer(activation=relu(1), weight_var=2.0, bias_var=0.0, weight_is_c_sigma=False)
+    """
 
     activation: Activation
     weight_var: float
     bias_var: float
+    weight_is_c_sigma: bool = False
 
 
-def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> list[Layer]:
-    """Validate the architecture arguments and return one :class:`Layer` per hidden layer.
+def _bias_vars(bias_var, depth: int) -> list[float]:
+    """One bias variance per weight layer (depth + 1 of them, the output layer's last)."""
+    if isinstance(bias_var, (Sequence, np.ndarray)) and not isinstance(bias_var, str):
+        values = list(bias_var)
+        if len(values) != depth + 1:
+            raise ValueError(
+                f"bias_var has {len(values)} entries but depth={depth}; give a scalar or depth + 1 = "
+                f"{depth + 1} entries (one per weight layer, the output layer's last)"
+            )
+    else:
+        values = [bias_var] * (depth + 1)
+    return [check_variance(v, "bias_var", positive=False) for v in values]
 
-    ``activation`` and ``weight_var`` may be single values or sequences with one entry per hidden
-    layer; ``weight_var=None`` (or a ``None`` entry) means :math:`c_\\sigma` of that layer's activation.
-    """
+
+def _architecture(depth, activation="relu", weight_var=None, bias_var=0.0) -> tuple[float, list[Layer]]:
+    """(beta_0^2, one :class:`Layer` per hidden layer) from the public arguments, validated."""
     depth = check_depth(depth)
-    bias_var = check_variance(bias_var, "bias_var", positive=False)
+    biases = _bias_vars(bias_var, depth)
     if isinstance(activation, (list, tuple)):
         acts = per_layer(list(activation), "activation", depth)
     else:
@@ -76,38 +113,194 @@ def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> l
     acts = [get_activation(a) for a in acts]
     wvs = per_layer(weight_var, "weight_var", depth)
     layers = []
-    for act, wv in zip(acts, wvs):
-        wv = act.c_sigma if wv is None else check_variance(wv, "weight_var", positive=True)
-        layers.append(Layer(act, float(wv), bias_var))
-    return layers
+    for act, wv, b in zip(acts, wvs, biases[1:]):
+        default = wv is None
+        wv = act.c_sigma if default else check_variance(wv, "weight_var", positive=True)
+        layers.append(Layer(act, float(wv), b, default))
+    return biases[0], layers
 
 
-def _layer_step(layer: Layer, qx, qy, rho, want_deriv: bool, root=None):
-    """One layer: (Sigma^(h), Sigmadot^(h)) from the previous layer's variances and correlation.
+def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> list[Layer]:
+    """Validate the architecture arguments and return one :class:`Layer` per hidden layer.
 
-    ``root`` is sqrt(qx * qy) when the caller has it (saves a pass for the ReLU family).
+    Parameters
+    ----------
+    depth, activation, weight_var, bias_var
+        As in :func:`ntk`. The first weight layer's bias variance (``bias_var[0]``) belongs to no
+        hidden layer: it is the first entry of ``bias_var``.
+
+    Returns
+    -------
+    list of Layer
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> [layer.bias_var for layer in nk.kernels.resolve_layers(2, bias_var=[0.5, 0.1, 0.2])]
+    [0.1, 0.2]
     """
-    e, ed = layer.activation._duals(qx, qy, rho, want_deriv, root)
-    sigma = layer.weight_var * e
-    if layer.bias_var:
-        sigma = sigma + layer.bias_var
-    sigma_dot = layer.weight_var * ed if want_deriv else None
-    return sigma, sigma_dot
+    return _architecture(depth, activation, weight_var, bias_var)[1]
 
 
-def _variances(q0: torch.Tensor, layers: list[Layer]) -> list[torch.Tensor]:
-    """Diagonal Sigma^(h)(x, x) for h = 0..L (the same formulas at rho = 1)."""
-    out = [q0]
-    one = torch.ones_like(q0)
-    for layer in layers[:-1]:
-        out.append(_layer_step(layer, out[-1], out[-1], one, False)[0])
-    return out
+def _is_torch(*values) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in values)
 
 
-def _correlation(sigma, qx, qy):
-    """(rho, sqrt(qx qy)): rho = Sigma(x, y) / sqrt(Sigma(x, x) Sigma(y, y)), see :func:`_rho`."""
-    root = torch.sqrt(qx * qy)
-    return _rho(sigma, root), root
+def _mp_weight(layer: Layer):
+    import mpmath as mp
+
+    return layer.activation._mp_c_sigma() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
+
+
+def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None):
+    r"""One layer's :math:`(\Sigma^{(h)}, \dot\Sigma^{(h)})` from the previous layer's covariance.
+
+    .. math::
+
+        \Sigma^{(h)} = c_h\,\mathbb E[\sigma_h(u)\sigma_h(v)] + \beta_h^2, \qquad
+        \dot\Sigma^{(h)} = c_h\,\mathbb E[\sigma_h'(u)\sigma_h'(v)], \qquad
+        (u, v) \sim \mathcal N\Big(0, \begin{bmatrix} q_{11} & q_{12} \\ q_{12} & q_{22}\end{bmatrix}\Big).
+
+    This is where an activation's duals and the bias convention enter the kernels:
+    :func:`layer_step` (the fully connected recursion) and the CNTK's per-pixel step both call it.
+
+    Parameters
+    ----------
+    layer : Layer
+        The activation :math:`\sigma_h`, :math:`c_h` and :math:`\beta_h^2`.
+    q11, q12, q22 : torch.Tensor or mpmath numbers
+        The previous layer's variances and covariance (tensors broadcast together). With mpmath
+        numbers (or Python floats) the layer is evaluated at the current mpmath precision, with the
+        exact :math:`c_\sigma` when ``layer.weight_is_c_sigma`` (closed-form activations only).
+    deriv : bool, default True
+        Also compute :math:`\dot\Sigma^{(h)}` (else ``None`` is returned for it).
+    rho : optional
+        The correlation :math:`q_{12}/\sqrt{q_{11}q_{22}}` if the caller has it exactly (e.g. a
+        refined first-layer cosine); by default computed, and for tensors set to :math:`\pm 1`
+        within 8 ulps of it (see :mod:`ntklib.kernels`); for mpmath clipped to :math:`[-1, 1]`.
+    root : torch.Tensor, optional
+        :math:`\sqrt{q_{11}q_{22}}` if the caller has it (computed without overflow otherwise).
+
+    Returns
+    -------
+    sigma, sigma_dot
+        Same kind as the inputs; ``sigma_dot`` is ``None`` when ``deriv`` is False.
+
+    Examples
+    --------
+    >>> import torch, ntklib as nk
+    >>> relu = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    >>> q = torch.tensor(4.0, dtype=torch.float64)
+    >>> s, sd = nk.kernels.layer_duals(relu, q, torch.tensor(0.0, dtype=torch.float64), q)
+    >>> float(s) * 3.141592653589793, float(sd)         # 4 kappa_1(0), kappa_0(0)
+    (4.0, 0.5)
+    >>> import mpmath as mp
+    >>> s, sd = nk.kernels.layer_duals(relu, mp.mpf(1), mp.mpf(0), mp.mpf(1))
+    >>> s == 1 / mp.pi, sd == mp.mpf(1) / 2
+    (True, True)
+    """
+    act = layer.activation
+    if _is_torch(q11, q12, q22, rho):
+        if root is None:
+            root = _root(q11, q22)
+        if rho is None:
+            rho = _rho(q12, root)
+        e, ed = act._duals(q11, q22, rho, deriv, root)
+        inputs = (q11, q12, q22, rho, root)
+        sigma = _scaled(e, layer.weight_var, inputs)
+        if layer.bias_var:
+            sigma = sigma.add_(layer.bias_var) if sigma is not e or _fresh(e, inputs) else sigma + layer.bias_var
+        return sigma, (_scaled(ed, layer.weight_var, inputs) if deriv else None)
+    import mpmath as mp
+
+    q11, q12, q22 = mp.mpf(q11), mp.mpf(q12), mp.mpf(q22)
+    if rho is None:
+        r = mp.sqrt(q11 * q22)
+        rho = max(min(q12 / r, mp.mpf(1)), mp.mpf(-1)) if r else mp.mpf(0)
+    e, ed = act._mp_duals(q11, q22, mp.mpf(rho))
+    w = _mp_weight(layer)
+    return w * e + mp.mpf(layer.bias_var), (w * ed if deriv else None)
+
+
+def _fresh(t, inputs) -> bool:
+    """Whether ``t`` shares no memory with the tensors in ``inputs`` (then it may be changed in place)."""
+    ptr = t.untyped_storage().data_ptr()
+    return all(not isinstance(a, torch.Tensor) or a.untyped_storage().data_ptr() != ptr for a in inputs)
+
+
+def _scaled(t, w, inputs):
+    """w * t, in place when t is a temporary of the duals (saves a pass and a buffer per layer)."""
+    if w == 1:
+        return t
+    return t.mul_(w) if _fresh(t, inputs) else w * t
+
+
+def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
+    r"""One hidden layer of the NNGP/NTK recursion: :math:`(q_{11}, q_{12}, q_{22}, \Theta)` to the next
+    :math:`(q_{12}, \Theta)`.
+
+    .. math::
+
+        \Sigma^{(h)} = c_h\,\mathbb E[\sigma_h(u)\sigma_h(v)] + \beta_h^2, \qquad
+        \Theta^{(h)} = \Theta^{(h-1)}\,\dot\Sigma^{(h)} + \Sigma^{(h)}
+
+    (see :func:`layer_duals`). The next layer's variances are the same step on
+    :math:`(q_{11}, q_{11}, q_{11})` and :math:`(q_{22}, q_{22}, q_{22})`.
+
+    Parameters
+    ----------
+    layer : Layer
+        The hidden layer (activation, weight and bias variance).
+    q11, q12, q22 : torch.Tensor or mpmath numbers
+        :math:`\Sigma^{(h-1)}(x, x)`, :math:`\Sigma^{(h-1)}(x, y)`, :math:`\Sigma^{(h-1)}(y, y)`
+        (tensors broadcast together; mpmath numbers are evaluated at the current precision).
+    theta : optional
+        :math:`\Theta^{(h-1)}(x, y)`; ``None`` for the NNGP alone (no derivative is computed).
+    rho, root : optional
+        As in :func:`layer_duals`.
+
+    Returns
+    -------
+    q12, theta
+        :math:`\Sigma^{(h)}(x, y)` and :math:`\Theta^{(h)}(x, y)` (``None`` if ``theta`` is).
+
+    Examples
+    --------
+    >>> import torch, ntklib as nk
+    >>> layer = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    >>> one = torch.ones((), dtype=torch.float64)
+    >>> s, t = nk.kernels.layer_step(layer, one, one, one, one)  # u = 1: kappa = 1, NTK 2
+    >>> float(s), float(t)
+    (1.0, 2.0)
+    """
+    sigma, sigma_dot = layer_duals(layer, q11, q12, q22, deriv=theta is not None, rho=rho, root=root)
+    if theta is None:
+        return sigma, None
+    if isinstance(sigma, torch.Tensor):
+        return sigma, torch.addcmul(sigma, theta, sigma_dot)
+    return sigma, theta * sigma_dot + sigma
+
+
+def _root(q11, q22):
+    """sqrt(q11 q22) as a tensor, also where the product overflows (but the root does not)."""
+    root = torch.sqrt(q11 * q22)
+    if bool(torch.isinf(root).any()):
+        root = _scaled_root(q11, q22)
+    return root
+
+
+def _scaled_root(q11, q22):
+    """sqrt(q11 q22) with each factor scaled by an even power of two first: the same bits as
+    sqrt(q11 * q22) where that product is finite (scaling by 2^2k is exact and commutes with the
+    rounding), and finite where only the product overflows."""
+
+    def split(q):
+        k = torch.frexp(q)[1].div(2, rounding_mode="floor").clamp_(-511, 511)
+        return torch.ldexp(q, -2 * k), torch.ldexp(torch.ones_like(q), k)
+
+    a, ha = split(q11)
+    b, hb = split(q22)
+    return torch.sqrt(a * b) * ha * hb
 
 
 def _rho(sigma, root):
@@ -121,24 +314,42 @@ def _rho(sigma, root):
     return rho
 
 
-def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool):
+def _variances(q0: torch.Tensor, layers: list[Layer]) -> list[torch.Tensor]:
+    """Diagonal Sigma^(h)(x, x) for h = 0..L-1 (the same step at rho = 1; sqrt(q q) = q)."""
+    out = [q0]
+    one = torch.ones_like(q0)
+    for layer in layers[:-1]:
+        out.append(layer_duals(layer, out[-1], out[-1], out[-1], deriv=False, rho=one, root=out[-1])[0])
+    return out
+
+
+def _diagonal(q0: torch.Tensor, layers: list[Layer], ntk: bool) -> torch.Tensor:
+    """K(x, x) for each entry of q0 = Sigma^(0)(x, x): the recursion at rho = 1, O(n) work."""
+    q, theta = q0, (q0 if ntk else None)
+    one = torch.ones_like(q0)
+    for layer in layers:
+        q, theta = layer_step(layer, q, q, q, theta, rho=one, root=q)
+    return theta if ntk else q
+
+
+def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool, big):
     """Sigma^(L) (or Theta^(L) if ``ntk``) entrywise, from input norms, cosines and variances.
 
     All arguments broadcast against ``cos``: ``nx``/``ny`` are the input norms, ``qxs[h]``/``qys[h]``
-    the variances Sigma^(h)(x, x) / Sigma^(h)(y, y). This is the whole of the recursion; the public
+    the variances Sigma^(h)(x, x) / Sigma^(h)(y, y); ``big[h]`` says whether their products can
+    overflow (then the root is computed scaled). This is the whole of the recursion; the public
     functions only feed it tiles.
     """
     root0 = nx * ny
     sigma = root0 * cos + bias0 if bias0 else root0 * cos
-    theta = sigma
+    theta = sigma if ntk else None
     for h, layer in enumerate(layers):
         if h == 0 and bias0 == 0:
             rho, root = cos, root0  # the (refined) cosine is the first layer's correlation
         else:
-            rho, root = _correlation(sigma, qxs[h], qys[h])
-        sigma, sigma_dot = _layer_step(layer, qxs[h], qys[h], rho, ntk, root)
-        if ntk:
-            theta = torch.addcmul(sigma, theta, sigma_dot)
+            rho = None
+            root = _scaled_root(qxs[h], qys[h]) if big[h] else torch.sqrt(qxs[h] * qys[h])
+        sigma, theta = layer_step(layer, qxs[h], sigma, qys[h], theta, rho=rho, root=root)
     return theta if ntk else sigma
 
 
@@ -165,48 +376,34 @@ def _row_norms(x):
     return scale * torch.linalg.vector_norm(x / scale[:, None], dim=1)
 
 
+def _tile_cost(layers) -> int:
+    """Relative cost of one kernel entry: the activations' ``tile_cost`` (``order**2`` without it)."""
+    costs = [getattr(layer.activation, "tile_cost", layer.activation.order**2) for layer in layers]
+    return max([int(c) for c in costs] + [1])
+
+
 def _block_size(block_size, layers) -> int:
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise TypeError(f"block_size must be a positive int; got {block_size!r}")
     if block_size < 1:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     block_size = int(block_size)
-    cost = max([layer.activation.order**2 for layer in layers] + [1])
+    cost = _tile_cost(layers)
     if cost > 1:  # quadrature: a tile holds block_size**2 * order**2 evaluations
         block_size = min(block_size, max(1, int(math.sqrt(_QUADRATURE_BUDGET / cost))))
     return block_size
 
 
-def _run_tiles(fill, tiles, device):
-    """Run ``fill`` on every tile; on a multi-core CPU, tiles go to a thread pool.
-
-    One tile is small (it should stay in cache), so torch's own intra-op threads would synchronize
-    after each of the ~30 elementwise operations of a layer. Instead each thread takes whole tiles
-    with intra-op threading off for the duration of the call (torch releases the GIL in its kernels);
-    the tiles write disjoint parts of the output. A single tile also runs with intra-op threading
-    off: on a loaded machine those synchronizations made a 200 x 200 depth-4 NTK take a second
-    instead of a few hundredths, and every tile is then computed the same way.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        for t in tiles:
-            fill(t)
-        return
-    torch.set_num_threads(1)
-    try:
-        if len(tiles) == 1:
-            fill(tiles[0])
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                for _ in pool.map(fill, tiles):
-                    pass
-    finally:
-        torch.set_num_threads(threads)
+def _too_large(name, norms, dtype, what):
+    return ValueError(
+        f"{name} is too large for {dtype} kernels: max |x| = {float(norms.max()):.3g} makes {what} "
+        "overflow; rescale the inputs (bias-free ReLU kernels are positively homogeneous: "
+        "K(aX, bY) = ab K(X, Y))"
+    )
 
 
 def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_size, ntk):
-    layers = resolve_layers(depth, activation, weight_var, bias_var)
-    bias0 = check_variance(bias_var, "bias_var", positive=False)
+    bias0, layers = _architecture(depth, activation, weight_var, bias_var)
     dtype = resolve_dtype(dtype)
     block = _block_size(block_size, layers)
     x = as_points(X, "X", dtype=dtype)
@@ -216,40 +413,43 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
         raise ValueError(
             f"X and Y must have the same number of features; got X with {x.shape[1]} and Y with {y.shape[1]}"
         )
+    finfo = torch.finfo(dtype)
     with torch.no_grad():
         nx, ny = _row_norms(x), _row_norms(y)
-        xh = x / nx.clamp_min(torch.finfo(dtype).tiny)[:, None]
-        yh = y / ny.clamp_min(torch.finfo(dtype).tiny)[:, None]
+        xh = x / nx.clamp_min(finfo.tiny)[:, None]
+        yh = y / ny.clamp_min(finfo.tiny)[:, None]
         qxs = _variances(nx * nx + bias0, layers)
         qys = qxs if symmetric else _variances(ny * ny + bias0, layers)
         for name, qs, norms in (("X", qxs, nx), ("Y", qys, ny)):
             if not all(bool(torch.isfinite(q).all()) for q in qs):
-                raise ValueError(
-                    f"{name} is too large for float64 kernels: max |x| = {float(norms.max()):.3g} makes "
-                    "Sigma(x, x) overflow; rescale the inputs (the kernels are homogeneous for bias-free ReLU)"
-                )
+                raise _too_large(name, norms, dtype, "the variances Sigma^(h)(x, x) of a point with itself")
+        big = [bool(q.numel() and p.numel() and float(q.max()) * float(p.max()) > finfo.max)
+               for q, p in zip(qxs, qys)]
+        # |K(x, y)| <= sqrt(K(x, x) K(y, y)) (a PSD kernel): with finite diagonals no entry overflows,
+        # and the tiles need no check; an infinite diagonal of K(X) is itself an overflowing entry
+        firsts = (qxs[0],) if symmetric else (qxs[0], qys[0])
+        check_tiles = not all(bool(torch.isfinite(_diagonal(q, layers, ntk)).all()) for q in firsts)
+        overflow = (f"the kernel values overflow {dtype} (max |x| = {float(nx.max()):.3g}, max |y| = "
+                    f"{float(ny.max()):.3g}); rescale the inputs (bias-free ReLU kernels are positively "
+                    "homogeneous: K(aX, bY) = ab K(X, Y))")
+        if symmetric and check_tiles:
+            raise ValueError(overflow)
         n, m = x.shape[0], y.shape[0]
         out = torch.empty((n, m), dtype=dtype, device=x.device)
+        threads = torch.get_num_threads()  # our own pool, one intra-op thread each (ntklib._tiles)
 
-        def fill(tile_index):
-            rows, cols = tile_index
-            tile = _recursion(
-                nx[rows, None], ny[None, cols], _cosines(xh[rows], yh[cols]),
-                [q[rows, None] for q in qxs], [q[None, cols] for q in qys],
-                layers, bias0, ntk,
-            )
-            if symmetric and rows == cols:  # mirror the upper triangle: K(X) exactly symmetric
-                tile = torch.triu(tile) + torch.triu(tile, 1).T
-            out[rows, cols] = tile
-            if symmetric and rows != cols:
-                out[cols, rows] = tile.T
+        def tile(rows, cols, diagonal):
+            with torch.no_grad():  # grad mode is per thread
+                t = _recursion(
+                    nx[rows, None], ny[None, cols], _cosines(xh[rows], yh[cols]),
+                    [q[rows, None] for q in qxs], [q[None, cols] for q in qys],
+                    layers, bias0, ntk, big,
+                )
+            if check_tiles and not bool(torch.isfinite(t).all()):
+                raise ValueError(overflow)
+            return t
 
-        tiles = [
-            (slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, m)))
-            for i0 in range(0, n, block)
-            for j0 in range(i0 if symmetric else 0, m, block)
-        ]
-        _run_tiles(fill, tiles, x.device)
+        tiled_gram(tile, n, None if symmetric else m, block=block, out=out, threads=threads if threads > 1 else None)
     return returns_like(X, out)
 
 
@@ -269,20 +469,26 @@ _PARAMS_DOC = """Parameters
     weight_var : float or sequence, optional
         :math:`c_h`, the weight variance of each layer after an activation; ``None`` (default) is
         :math:`c_\\sigma` of the layer's activation (Arora et al.'s normalization).
-    bias_var : float, default 0
-        :math:`\\beta^2`, added to every layer's pre-activation covariance, the first included.
+    bias_var : float or sequence of depth + 1 floats, default 0
+        Bias variances :math:`\\beta_h^2`: entry :math:`h` is that of the weight layer producing
+        :math:`f^{(h+1)}`, added to :math:`\\Sigma^{(h)}` (the last entry is the output layer's). A
+        scalar is the same bias variance in every layer.
     dtype : float64 (default) or float32
         Precision of the computation and of the result.
     block_size : int, default 256
         The Gram matrix is computed in tiles of ``block_size x block_size`` entries (smaller for
         quadrature activations): memory is the (n, m) result plus about ten tile-sized buffers, and
-        each tile's whole recursion runs while it is in cache.
+        each tile's whole recursion runs while it is in cache. On a multi-core CPU the tiles are
+        spread over ``torch.get_num_threads()`` threads of a pool of our own, each running its tiles
+        on one intra-op thread; no global setting is changed (see :mod:`ntklib._tiles`).
 
     Raises
     ------
     ValueError
         NaN/inf inputs, wrong ndim, feature-dimension mismatch, negative depth or variances, an
-        unknown activation name, a list of activations whose length is not ``depth``.
+        unknown activation name, a list of activations whose length is not ``depth``, a ``bias_var``
+        sequence whose length is not ``depth + 1``, or inputs so large that the kernel values (or the
+        variances of a point with itself) overflow the dtype.
     TypeError
         Non-numeric inputs or a non-integer depth.
 """
@@ -392,8 +598,7 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     """
     if kernel not in ("ntk", "nngp"):
         raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
-    layers = resolve_layers(depth, activation, weight_var, bias_var)
-    bias0 = check_variance(bias_var, "bias_var", positive=False)
+    bias0, layers = _architecture(depth, activation, weight_var, bias_var)
     t = to_tensor(u, "u", dtype=torch.float64)
     if t.numel() and bool((t.abs() > 1).any()):
         raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
@@ -403,10 +608,216 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
         flat = t.reshape(-1)
         chunk = _block_size(512, layers) ** 2  # bounded memory for quadrature activations too
         out = torch.cat(
-            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk")
+            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk",
+                        [False] * len(layers))
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
     if isinstance(u, torch.Tensor):
         return out
     out = out.cpu().numpy()
     return out[()] if out.ndim == 0 else out
+
+
+def _activation_key(act):
+    cost = getattr(act, "tile_cost", getattr(act, "order", 1) ** 2)
+    return ("closed form", act.name) if cost <= 1 else act
+
+
+class _NetworkKernel:
+    """The kernel contract of :func:`ntk` / :func:`nngp` as an object (see :class:`NTK`)."""
+
+    _kernel = "ntk"
+
+    def __init__(self, depth, activation="relu", weight_var=None, bias_var=0.0):
+        self._bias0, self._layers = _architecture(depth, activation, weight_var, bias_var)
+        self.depth, self.activation = depth, activation
+        self.weight_var, self.bias_var = weight_var, bias_var
+
+    def _params(self):
+        return dict(depth=self.depth, activation=self.activation, weight_var=self.weight_var,
+                    bias_var=self.bias_var)
+
+    def __call__(self, X, Y=None, *, dtype=None, block_size=256):
+        """The Gram matrix :math:`K(x_i, y_j)`.
+
+        Parameters
+        ----------
+        X : array_like or torch.Tensor, shape (n, d)
+        Y : array_like or torch.Tensor, shape (m, d), optional
+            ``None`` means ``X`` (the result is then exactly symmetric).
+        dtype, block_size
+            As in :func:`ntk`.
+
+        Returns
+        -------
+        K : (n, m) array or tensor (the kind of ``X``)
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> X = np.eye(2)
+        >>> bool(np.array_equal(nk.NTK(depth=1)(X), nk.ntk(X, depth=1)))
+        True
+        """
+        fn = ntk if self._kernel == "ntk" else nngp
+        return fn(X, Y, dtype=dtype, block_size=block_size, **self._params())
+
+    def diag(self, X, *, dtype=None):
+        """The diagonal :math:`K(x_i, x_i)`, from the variance recursion alone (:math:`O(n)`).
+
+        Parameters
+        ----------
+        X : array_like or torch.Tensor, shape (n, d)
+        dtype : float64 (default) or float32
+
+        Returns
+        -------
+        d : (n,) array or tensor (the kind of ``X``)
+
+        Raises
+        ------
+        ValueError
+            If the diagonal overflows the dtype (or the input is invalid, as in :func:`ntk`).
+
+        Examples
+        --------
+        >>> import numpy as np, ntklib as nk
+        >>> nk.NTK(depth=3).diag(np.array([[3.0, 4.0]]))  # (L + 1) |x|^2 for ReLU
+        array([100.])
+        """
+        dtype = resolve_dtype(dtype)
+        x = as_points(X, "X", dtype=dtype)
+        with torch.no_grad():
+            nx = _row_norms(x)
+            d = _diagonal(nx * nx + self._bias0, self._layers, self._kernel == "ntk")
+        if not bool(torch.isfinite(d).all()):
+            raise _too_large("X", nx, dtype, "K(x, x)")
+        return returns_like(X, d)
+
+    def kappa(self, u):
+        """The unit-sphere form :math:`\\kappa(u)` (:func:`kappa` with this kernel's parameters).
+
+        Parameters
+        ----------
+        u : float, array_like or torch.Tensor
+            Cosines in :math:`[-1, 1]`.
+
+        Returns
+        -------
+        kappa : same kind and shape as ``u`` (float64)
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> float(nk.NTK(depth=2).kappa(1.0))
+        3.0
+        """
+        return kappa(u, kernel=self._kernel, **self._params())
+
+    def kappa_mp(self, u):
+        """:math:`\\kappa(u)` for one number ``u`` in mpmath, at the current mpmath precision.
+
+        The same recursion (:func:`layer_step`) in mpmath, with the exact :math:`c_\\sigma` of the
+        layers whose ``weight_var`` is ``None``; closed-form activations only.
+
+        Parameters
+        ----------
+        u : mpmath number or float in [-1, 1]
+
+        Returns
+        -------
+        mpmath.mpf
+
+        Raises
+        ------
+        ValueError
+            If ``u`` is outside :math:`[-1, 1]`.
+        NotImplementedError
+            For an activation without a closed-form dual.
+
+        Examples
+        --------
+        >>> import mpmath as mp, ntklib as nk
+        >>> with mp.workdps(30):
+        ...     print(nk.NNGP(depth=1).kappa_mp(0))      # kappa_1(0) = 1/pi
+        0.318309886183790671537767526745
+        """
+        import mpmath as mp
+
+        b = mp.mpf(self._bias0)
+        q = 1 + b  # Sigma^(h)(x, x) on the unit sphere, the same for every point
+        sigma = mp.mpf(u) + b
+        if abs(mp.mpf(u)) > 1:
+            raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
+        theta = sigma if self._kernel == "ntk" else None
+        for layer in self._layers:
+            sigma, theta = layer_step(layer, q, sigma, q, theta)
+            q = layer_duals(layer, q, q, q, deriv=False, rho=mp.mpf(1))[0]
+        return theta if self._kernel == "ntk" else sigma
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _key(self):
+        # closed forms are equal when their names are (a name parses back: nk.get_activation(a.name));
+        # quadrature activations by their own equality
+        layers = tuple((_activation_key(layer.activation), layer.weight_var, layer.bias_var, layer.weight_is_c_sigma)
+                       for layer in self._layers)
+        return type(self).__name__, self._bias0, layers
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+_CLASS_DOC = r"""The {what} of a deep fully connected network as a kernel object.
+
+    ``k(X, Y=None)`` is :func:`{fn}`; ``k.diag(X)`` its diagonal :math:`K(x_i, x_i)` from the
+    variance recursion alone (:math:`O(n)` work, no Gram matrix); ``k.kappa(u)`` the unit-sphere
+    form (:func:`kappa`, float64, same kind as ``u``) and ``k.kappa_mp(u)`` the same for one mpmath
+    number at the current mpmath precision (closed-form activations; the exact :math:`c_\sigma` is used
+    where ``weight_var`` is ``None``). Numpy in gives numpy out, a tensor gives a tensor on its
+    device. The repr reads back as code, and two kernels are equal when their resolved layers are.
+
+    Parameters
+    ----------
+    depth : int
+        Number of hidden layers :math:`L \ge 0`.
+    activation, weight_var, bias_var
+        As in :func:`{fn}` (a sequence ``bias_var`` has ``depth + 1`` entries, the output layer's last).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid architecture arguments, as in :func:`{fn}`.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklib as nk
+    >>> k = nk.{cls}(depth=2, bias_var=[0.0, 0.1, 0.2])
+    >>> k
+    {cls}(depth=2, activation='relu', weight_var=None, bias_var=[0.0, 0.1, 0.2])
+    >>> X = np.random.default_rng(0).standard_normal((5, 3))
+    >>> bool(np.allclose(k.diag(X), np.diag(k(X)), rtol=1e-14))
+    True
+    >>> eval(repr(k), {{"{cls}": nk.{cls}}}) == k
+    True
+    >>> float(nk.{cls}(depth=3).kappa(1.0)) == float(nk.{cls}(depth=3).kappa_mp(1.0))
+    True
+    """
+
+
+class NTK(_NetworkKernel):
+    _kernel = "ntk"
+
+
+class NNGP(_NetworkKernel):
+    _kernel = "nngp"
+
+
+for _cls, _what, _fn in ((NTK, "neural tangent kernel", "ntk"), (NNGP, "NNGP kernel", "nngp")):
+    _cls.__doc__ = _CLASS_DOC.format(what=_what, fn=_fn, cls=_cls.__name__)
+del _cls, _what, _fn

@@ -1,6 +1,9 @@
 """nk.nngp / nk.ntk / nk.kappa: contract, exactness at the diagonal and u = +-1, properties, errors."""
 import math
+import threading
+import time
 
+import mpmath as mp
 import numpy as np
 import pytest
 import torch
@@ -90,22 +93,145 @@ def test_step_diagonal_is_exact(depth):
     np.testing.assert_allclose(np.diag(nk.nngp(X, X.copy(), depth=depth, activation="step")), 1.0, rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("block_size", [256, 3])
-def test_thread_count_is_restored(block_size):
-    """_run_tiles switches torch's intra-op threads off while it fills tiles (one tile or many)
-    and restores the caller's setting, also when a tile fails."""
+def test_a_thread_started_during_a_call_sees_the_thread_setting_unchanged():
+    """No global state: while nk.ntk fills many tiles on its own pool, a thread started meanwhile
+    (and the caller's thread) still see torch.get_num_threads() as it was."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        X = points(10)
-        K = nk.ntk(X, depth=3, block_size=block_size)
-        assert torch.get_num_threads() == 2
-        np.testing.assert_allclose(K, nk.ntk(X, depth=3, block_size=1), rtol=1e-14, atol=1e-14)
-        with pytest.raises(RuntimeError):
-            nk.kernels._run_tiles(lambda t: (_ for _ in ()).throw(RuntimeError("tile")), [0], torch.device("cpu"))
+        X = points(1500, 8)
+        done, seen = threading.Event(), []
+
+        def call():
+            try:
+                nk.ntk(X, depth=6, block_size=64)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        while not done.is_set():
+            t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            t.start()
+            t.join()
+            seen.append(torch.get_num_threads())
+            time.sleep(0.001)
+        worker.join()
+        assert len(seen) >= 2 and set(seen) == {2}, seen
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_two_concurrent_calls_are_correct_and_leave_the_setting_unchanged():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X, Y = points(300, 5, seed=1), points(200, 5, seed=2)
+        ref = {"ntk": nk.ntk(X, depth=3, block_size=32), "nngp": nk.nngp(X, Y, depth=2, block_size=32)}
+        got, errors = {}, []
+
+        def run(name, fn):
+            try:
+                for _ in range(3):
+                    got[name] = fn()
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=("ntk", lambda: nk.ntk(X, depth=3, block_size=32))),
+                   threading.Thread(target=run, args=("nngp", lambda: nk.nngp(X, Y, depth=2, block_size=32)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        for name in ref:
+            np.testing.assert_array_equal(got[name], ref[name])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_pool_threads_run_one_intra_op_thread_and_the_caller_keeps_its_own():
+    """ntklib._tiles.one_thread_here limits only the thread that calls it."""
+    from ntklib import _tiles
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inside = []
+        t = threading.Thread(target=lambda: inside.append((_tiles.one_thread_here(), torch.get_num_threads())))
+        t.start()
+        t.join()
+        if _tiles._thread_limiters():
+            assert inside == [(True, 1)]
+        assert torch.get_num_threads() == 2
+        later = []
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert later == [2]
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_a_failing_tile_propagates(threads):
+    from ntklib._tiles import tiled_gram
+
+    def tile(rows, cols, diagonal):
+        raise RuntimeError("tile")
+
+    with pytest.raises(RuntimeError, match="tile"):
+        tiled_gram(tile, 5, block=2, out=torch.empty(5, 5), threads=threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# the tiled Gram loop: every branch (one tile, several, diagonal and off-diagonal mirrors, (X, Y))
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n, m", [(1, None), (9, None), (10, None), (9, 4), (4, 9), (7, 7)])
+@pytest.mark.parametrize("block", [1, 2, 3, 4, 9, 10])
+@pytest.mark.parametrize("threads", [None, 2])
+def test_tiled_gram_fills_every_entry(n, m, block, threads):
+    """A symmetric call reads only the upper triangle of diagonal tiles: the callback writes garbage
+    below it, and the result must still be the symmetric reference, off-diagonal mirrors included;
+    leading dimensions are carried along."""
+    from ntklib._tiles import tiled_gram
+
+    rng = np.random.default_rng(n * 100 + block)
+    A = rng.standard_normal((2, n, m or n))
+    if m is None:
+        A = A + A.transpose(0, 2, 1)
+    At = torch.from_numpy(A)
+    calls = []
+
+    def tile(rows, cols, diagonal):
+        calls.append((rows.start, cols.start))
+        t = At[:, rows, cols].clone()
+        if diagonal:
+            assert rows == cols
+            t = t + torch.tril(torch.full_like(t, np.nan), -1)
+        return t
+
+    out = tiled_gram(tile, n, m, block=block, out=torch.empty(A.shape, dtype=torch.float64), threads=threads)
+    np.testing.assert_array_equal(out.numpy(), A)
+    k = -(-n // block)
+    expected = k * (k + 1) // 2 if m is None else k * -(-m // block)
+    assert len(calls) == len(set(calls)) == expected
+
+
+@pytest.mark.parametrize("fn", [nk.nngp, nk.ntk])
+def test_several_tiles_equal_one_tile_and_the_xy_path(fn):
+    """9 points in tiles of 2 (diagonal, off-diagonal and ragged tiles, mirrored) = one tile = (X, X)."""
+    X = points(9, 4, seed=3)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)  # tanh's quadrature: ~1e-9 at q = 1 (see test_contract)
+    for activation in ("relu", "erf", "tanh"):
+        tol = 1e-13 if activation != "tanh" else 1e-8
+        one = fn(X, depth=3, activation=activation, block_size=256)
+        tiled = fn(X, depth=3, activation=activation, block_size=2)
+        assert np.array_equal(tiled, tiled.T)
+        np.testing.assert_allclose(tiled, one, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(fn(X, X, depth=3, activation=activation, block_size=2), one, rtol=tol, atol=tol)
 
 
 def test_naive_rounding_figures_of_the_module_docstring():
@@ -240,7 +366,7 @@ def test_ntk_equals_sum_formula():
     np.testing.assert_allclose(nk.ntk(X, depth=L), theta, rtol=1e-12)
 
 
-def test_weight_var_and_bias_var_per_layer():
+def test_weight_var_per_layer():
     X = points(4)
     K = nk.nngp(X, depth=2, activation=["relu", "erf"], weight_var=[2.0, None])
     K2 = nk.nngp(X, depth=2, activation=["relu", "erf"])
@@ -248,6 +374,47 @@ def test_weight_var_and_bias_var_per_layer():
     assert not np.allclose(nk.nngp(X, depth=2, weight_var=1.0), K2)
     # relu with weight_var w scales Sigma^(1) by w/2 (c_sigma = 2)
     np.testing.assert_allclose(nk.nngp(X, depth=1, weight_var=1.0), nk.nngp(X, depth=1) / 2, rtol=1e-14)
+
+
+def plain_recursion(names, x, y, biases, weights, ntk=True):
+    """Theta^(L) (or Sigma^(L)) by a plain 40-digit loop over layers with per-layer biases: bias h
+    is added to Sigma^(h) (the covariance that weight layer h + 1 produces), using mpref's duals."""
+    sxy = mp.fsum(mp.mpf(a) * mp.mpf(c) for a, c in zip(x, y)) + biases[0]
+    sxx = mp.fsum(mp.mpf(a) ** 2 for a in x) + biases[0]
+    syy = mp.fsum(mp.mpf(c) ** 2 for c in y) + biases[0]
+    theta = sxy
+    for h, name in enumerate(names):
+        c = mpref.duals(name, sxx, syy, sxy)[2] if weights[h] is None else mp.mpf(weights[h])
+        e, ed, _ = mpref.duals(name, sxx, syy, sxy)
+        sxx_next = c * mpref.duals(name, sxx, sxx, sxx)[0] + biases[h + 1]
+        syy_next = c * mpref.duals(name, syy, syy, syy)[0] + biases[h + 1]
+        sxy = c * e + biases[h + 1]
+        theta = theta * c * ed + sxy
+        sxx, syy = sxx_next, syy_next
+    return theta if ntk else sxy
+
+
+@pytest.mark.parametrize("names, biases, weights", [
+    (["relu", "relu", "relu"], [0.0, 0.5, 0.0, 2.0], [None] * 3),
+    (["relu", "erf", "step"], [0.3, 0.0, 1.5, 0.1], [None, 0.7, None]),
+    (["sin", "relu2"], [0.0, 0.0, 0.4], [None, 1.0]),
+])
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+def test_bias_var_per_layer_against_a_plain_recursion(names, biases, weights, kernel):
+    """Every bias sits in its own layer: each differs from the others, so a bias in the wrong layer,
+    or the scalar broadcast, gives other numbers (checked below, and against the 40-digit loop)."""
+    X, Y = points(4, 3, seed=7), points(3, 3, seed=8)
+    fn = nk.ntk if kernel == "ntk" else nk.nngp
+    K = fn(X, Y, depth=len(names), activation=_acts(names), weight_var=weights, bias_var=biases)
+    with mp.workdps(40):
+        ref = np.array([[float(plain_recursion(names, x.tolist(), y.tolist(), [mp.mpf(b) for b in biases],
+                                               weights, ntk=kernel == "ntk")) for y in Y] for x in X])
+    np.testing.assert_allclose(K, ref, rtol=1e-13)
+    shifted = fn(X, Y, depth=len(names), activation=_acts(names), weight_var=weights, bias_var=biases[::-1])
+    assert not np.allclose(shifted, K, rtol=1e-6)
+    # a scalar is every layer the same
+    np.testing.assert_array_equal(fn(X, Y, depth=len(names), activation=_acts(names), bias_var=0.2),
+                                  fn(X, Y, depth=len(names), activation=_acts(names), bias_var=[0.2] * (len(names) + 1)))
 
 
 def test_finite_network_agrees_with_ntk():
@@ -301,12 +468,14 @@ def test_rotation_invariance(X, depth, activation, seed):
     np.testing.assert_allclose(KR, K, rtol=1e-8, atol=1e-8 * max(np.abs(K).max(), 1.0))
 
 
-@given(X=mats, a=st.floats(0.01, 100), b=st.floats(0.01, 100), depth=st.integers(0, 4))
-def test_bias_free_relu_is_positively_homogeneous(X, a, b, depth):
-    """K(aX, bY) = a b K(X, Y) for the bias-free ReLU NTK and NNGP."""
+@given(X=mats, Y=mats, a=st.floats(0.01, 100), b=st.floats(0.01, 100), depth=st.integers(0, 4))
+def test_bias_free_relu_is_positively_homogeneous(X, Y, a, b, depth):
+    """K(aX, bY) = a b K(X, Y) for the bias-free ReLU NTK and NNGP, with Y a different set of points
+    (a kernel that is homogeneous only in a common scale of x and y, K(aX, aY) = a^2 K, fails)."""
     for fn in (nk.ntk, nk.nngp):
-        K = fn(X, X, depth=depth)
-        np.testing.assert_allclose(fn(a * X, b * X, depth=depth), a * b * K, rtol=1e-11, atol=1e-11 * a * b * max(np.abs(K).max(), 1e-300))
+        K = fn(X, Y, depth=depth)
+        scale = a * b * max(np.sqrt(np.abs(fn(X, depth=depth)).max() * np.abs(fn(Y, depth=depth)).max()), 1e-300)
+        np.testing.assert_allclose(fn(a * X, b * Y, depth=depth), a * b * K, rtol=1e-11, atol=1e-11 * scale)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,7 +509,11 @@ X0 = np.ones((3, 2))
         (lambda: nk.ntk(X0, depth=1, block_size=0), ValueError, "block_size"),
         (lambda: nk.ntk(X0, depth=1, block_size=2.0), TypeError, "block_size must be a positive int"),
         (lambda: nk.kappa(1.5, depth=1), ValueError, "u must lie in"),
-        (lambda: nk.ntk(np.array([[1e200, 1e200]]), depth=2), ValueError, "X is too large for float64"),
+        (lambda: nk.ntk(np.array([[1e200, 1e200]]), depth=2), ValueError, "X is too large for torch.float64"),
+        (lambda: nk.ntk(X0, depth=2, bias_var=[0.1, 0.2]), ValueError, "bias_var has 2 entries but depth=2.*3"),
+        (lambda: nk.ntk(X0, depth=2, bias_var=[0.1, -0.2, 0.0]), ValueError, "bias_var must be >= 0"),
+        (lambda: nk.NTK(depth=2, activation="relu6"), ValueError, "unknown activation"),
+        (lambda: nk.NTK(depth=1).kappa_mp(1.5), ValueError, "u must lie in"),
         (lambda: nk.kappa(0.5, depth=1, kernel="cntk"), ValueError, "kernel must be"),
     ],
 )
@@ -357,3 +530,132 @@ def test_kappa_keeps_shape_and_chunks_quadrature():
         assert full[i] == pytest.approx(nk.kappa(u[i : i + 1], depth=2, activation="tanh")[0], rel=1e-14)  # BLAS order
     assert nk.kappa(u.reshape(3001, 1), depth=2).shape == (3001, 1)
     assert isinstance(nk.kappa(torch.tensor([0.2, 0.4], dtype=torch.float64), depth=1), torch.Tensor)
+
+
+# ----------------------------------------------------------------------------------------------
+# overflow: values are computed up to where the result itself overflows
+# ----------------------------------------------------------------------------------------------
+def test_large_inputs_are_exact_until_the_kernel_itself_overflows():
+    """|x| ~ 1e100 used to be refused (sqrt(q11 * q22) overflowed at |x| ~ 1e77); the kernels are
+    homogeneous, so K(1e100 X) = 1e200 K(X) to rounding."""
+    X, Y = points(5, 3), points(4, 3, seed=1)
+    for s in (1e78, 1e100, 1e150):
+        for fn in (nk.ntk, nk.nngp):
+            np.testing.assert_allclose(fn(s * X, depth=3) / s**2, fn(X, depth=3), rtol=1e-14)
+            np.testing.assert_allclose(fn(s * X, Y / s, depth=3), fn(X, Y, depth=3), rtol=1e-14)
+        np.testing.assert_allclose(nk.NTK(depth=3).diag(s * X) / s**2, nk.NTK(depth=3).diag(X), rtol=1e-14)
+    # with a bias, non-homogeneous activations and mixed sizes too (the ReLU diagonal stays exact)
+    x = np.array([[1e150, 0.0], [0.0, 3e150]])
+    np.testing.assert_allclose(np.diag(nk.nngp(x, depth=3, bias_var=1.0)), [1e300, 9e300], rtol=1e-15)
+
+
+def test_overflow_boundary():
+    """|x|^2 <= 1.8e308: the NNGP (= |x|^2 on the diagonal) is finite; the NTK, 3|x|^2, overflows and
+    says so; |x| = 1.5e154 makes |x|^2 itself overflow."""
+    x = np.array([[1.3e154, 0.0]])
+    np.testing.assert_allclose(nk.nngp(x, depth=2), [[1.3e154**2]], rtol=1e-15)
+    with pytest.raises(ValueError, match="kernel values overflow"):
+        nk.ntk(x, depth=2)
+    with pytest.raises(ValueError, match="K\\(x, x\\) overflow"):
+        nk.NTK(depth=2).diag(x)
+    with pytest.raises(ValueError, match="kernel values overflow"):
+        nk.ntk(x, x.copy(), depth=2)
+    # K(x, x) overflows, K(x, y) for a small y does not: it is returned, and right
+    y = np.array([[1e-10, 1e-10]])
+    np.testing.assert_allclose(nk.ntk(x, y, depth=2), nk.ntk(x / 1e10, y * 1e10, depth=2), rtol=1e-14)
+    np.testing.assert_allclose(nk.ntk(x / 2, depth=2), [[3 * (0.65e154) ** 2]], rtol=1e-15)
+    with pytest.raises(ValueError, match="variances Sigma\\^\\(h\\)\\(x, x\\)"):
+        nk.nngp(np.array([[1.5e154, 0.0]]), depth=2)
+    with pytest.raises(ValueError, match="Y is too large"):
+        nk.nngp(x, np.array([[0.0, 1.5e154]]), depth=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# the one layer step, in torch and in mpmath
+# ----------------------------------------------------------------------------------------------
+STEP_ACTS = ["relu", "step", "relu2", "erf", "sin", "cos", "identity"]
+
+
+@pytest.mark.parametrize("name", STEP_ACTS)
+def test_layer_step_torch_and_mpmath_agree_with_the_reference(name):
+    from ntklib.kernels import Layer, layer_step
+
+    activation = nk.get_activation(act(name))
+    layer = Layer(activation, activation.c_sigma, 0.3, True)
+    q11, q22 = 1.7, 0.6
+    # (at r = +-1 the float q12 = +-sqrt(q11 q22) is off by an ulp, beyond +-1 in mpmath, where the
+    # step clips the correlation and mpref does not: the endpoints are checked with an exact q12)
+    for r in (-0.999, -0.4, 0.0, 0.5, 0.999):
+        q12 = r * math.sqrt(q11 * q22)
+        t = [torch.tensor(v, dtype=torch.float64) for v in (q11, q12, q22, 0.9)]
+        s_t, th_t = layer_step(layer, t[0], t[1], t[2], t[3])
+        with mp.workdps(40):
+            s_m, th_m = layer_step(layer, mp.mpf(q11), mp.mpf(q12), mp.mpf(q22), mp.mpf(0.9))
+            e, ed, c = mpref.duals(name, q11, q22, q12)
+            ref_s, ref_th = c * e + mp.mpf(0.3), mp.mpf(0.9) * c * ed + c * e + mp.mpf(0.3)
+            assert abs(s_m - ref_s) < mp.mpf(10) ** -35 and abs(th_m - ref_th) < mp.mpf(10) ** -35
+        assert float(s_t) == pytest.approx(float(ref_s), rel=1e-14, abs=1e-15)
+        assert float(th_t) == pytest.approx(float(ref_th), rel=1e-14, abs=1e-15)
+    s, th = layer_step(layer, t[0], t[1], t[2])
+    assert th is None and float(s) == pytest.approx(float(ref_s), rel=1e-14)
+    with mp.workdps(40):
+        for sign in (-1, 1):
+            q12 = sign * mp.sqrt(mp.mpf(q11) * mp.mpf(q22))
+            s_m, th_m = layer_step(layer, mp.mpf(q11), q12, mp.mpf(q22), mp.mpf(0.9))
+            e, ed, c = mpref.duals(name, q11, q22, q12)
+            assert abs(s_m - (c * e + mp.mpf(0.3))) < mp.mpf(10) ** -35
+            assert abs(th_m - (mp.mpf(0.9) * c * ed + c * e + mp.mpf(0.3))) < mp.mpf(10) ** -35
+
+
+# ----------------------------------------------------------------------------------------------
+# the kernel objects
+# ----------------------------------------------------------------------------------------------
+OBJECTS = [nk.NTK(depth=3), nk.NNGP(depth=2, activation="erf"),
+           nk.NTK(depth=2, activation=["relu", "step"], weight_var=[1.5, None], bias_var=[0.1, 0.0, 0.3]),
+           nk.NNGP(depth=0, bias_var=0.2), nk.NTK(depth=1, activation=nk.relu(2))]
+
+
+@pytest.mark.parametrize("k", OBJECTS, ids=repr)
+def test_kernel_objects_follow_the_contract(k):
+    X, Y = points(7, 4), points(5, 4, seed=1)
+    fn = nk.ntk if isinstance(k, nk.NTK) else nk.nngp
+    params = dict(depth=k.depth, activation=k.activation, weight_var=k.weight_var, bias_var=k.bias_var)
+    np.testing.assert_array_equal(k(X), fn(X, **params))
+    np.testing.assert_array_equal(k(X, Y), fn(X, Y, **params))
+    d = k.diag(X)
+    assert isinstance(d, np.ndarray) and d.shape == (7,)
+    np.testing.assert_allclose(d, np.diag(k(X)), rtol=1e-14, atol=0)
+    dt = k.diag(torch.from_numpy(X))
+    assert isinstance(dt, torch.Tensor) and dt.dtype == torch.float64
+    np.testing.assert_array_equal(dt.numpy(), d)
+    assert k.diag(X.astype(np.float32), dtype=np.float32).dtype == np.float32
+    assert eval(repr(k), vars(nk)) == k and hash(eval(repr(k), vars(nk))) == hash(k)
+    u = np.linspace(-1, 1, 9)
+    np.testing.assert_array_equal(k.kappa(u), nk.kappa(u, kernel="ntk" if fn is nk.ntk else "nngp", **params))
+
+
+def test_kernel_objects_equality_is_on_the_parameters():
+    assert nk.NTK(depth=3) == nk.NTK(depth=3, activation="relu", bias_var=[0.0] * 4)
+    assert nk.NTK(depth=3) != nk.NNGP(depth=3)
+    assert nk.NTK(depth=3) != nk.NTK(depth=2)
+    assert nk.NTK(depth=3) != nk.NTK(depth=3, bias_var=0.1)
+    assert len({nk.NTK(depth=3), nk.NTK(depth=3), nk.NNGP(depth=3)}) == 2
+
+
+def test_diag_is_linear_work():
+    """diag never builds the Gram matrix: 20000 points take no (n, n) buffer (3.2 GB)."""
+    X = points(20000, 3)
+    d = nk.NTK(depth=3).diag(X)
+    np.testing.assert_allclose(d, 4 * np.einsum("ij,ij->i", X, X), rtol=1e-14)
+
+
+@pytest.mark.parametrize("names", MIXES, ids=["-".join(m) for m in MIXES])
+@pytest.mark.parametrize("cls", [nk.NTK, nk.NNGP])
+def test_kappa_mp_matches_the_40_digit_reference(names, cls):
+    k = cls(depth=len(names), activation=_acts(names))
+    with mp.workdps(40):
+        for u in ("-1", "-0.3", "0", "0.7", "1"):
+            got = k.kappa_mp(mp.mpf(u))
+            ref = mpref.kappa(names, mp.mpf(u), ntk=cls is nk.NTK)
+            assert abs(got - ref) <= mp.mpf(10) ** -35 * max(1, abs(ref))
+    assert float(k.kappa_mp(0.25)) == pytest.approx(float(k.kappa(0.25)), rel=1e-13)
