@@ -409,6 +409,12 @@ def test_sphere_kernel_call_equals_kappa_and_keeps_tensors():
                                                        bias_var=0.1))
     out = k.kappa(torch.as_tensor(u))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    # one recursion: a SphereKernel is a view of the kernel object, in float64 and in mpmath
+    net = nk.NNGP(depth=2, activation=["erf", "relu"], bias_var=0.1)
+    assert k.network_kernel == net
+    np.testing.assert_array_equal(k.kappa(u), net.kappa(u))
+    with mp.workdps(30):
+        assert k.kappa_mp(mp.mpf("0.3")) == net.kappa_mp(mp.mpf("0.3"))
     np.testing.assert_array_equal(out.numpy(), k.kappa(u))
 
 
