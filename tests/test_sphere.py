@@ -371,6 +371,8 @@ def test_protocol_objects_plain_callables_and_sphere_kernels_agree():
     exact = nk.sphere_eigenvalues(kern, 3, 300)
     # kappa and kappa_mp: the same high-precision tail as the SphereKernel itself
     np.testing.assert_array_equal(nk.sphere_eigenvalues(_WithMp(kern), 3, 300), exact)
+    # the kernel object itself is a sphere kernel, with the same recursion: the same numbers
+    np.testing.assert_array_equal(nk.sphere_eigenvalues(nk.NNGP(depth=3), 3, 300), exact)
     # kappa alone (and a plain callable): float64 only, NaN and a warning where float64 fails
     for obj in (_FloatOnly(kern), kern.kappa):
         with pytest.warns(nk.UnreliableEigenvalueWarning, match="no kappa_mp"):
