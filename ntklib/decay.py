@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._arrays import check_int
+from ._arrays import check_gram, check_int
 
 __all__ = ["gram_eigenvalues", "aliased_eigenvalues", "fit_decay", "local_exponents"]
 
@@ -52,7 +52,8 @@ def gram_eigenvalues(K):
     Parameters
     ----------
     K : array_like or torch.Tensor, shape (n, n)
-        A symmetric matrix (to ``1e-12`` relative to its largest entry), finite. Its symmetric part
+        A symmetric matrix (to :data:`ntklib._arrays.GRAM_RTOL` = 1e-10 of its largest entry, the
+        tolerance of every Gram matrix in ntklib), finite. Its symmetric part
         :math:`(K + K^\top)/2` is diagonalized.
 
     Returns
@@ -62,6 +63,8 @@ def gram_eigenvalues(K):
 
     Raises
     ------
+    TypeError
+        ``K`` not an array of real numbers.
     ValueError
         ``K`` not square, not finite, or not symmetric.
 
@@ -74,22 +77,10 @@ def gram_eigenvalues(K):
     >>> nk.gram_eigenvalues(torch.eye(4, dtype=torch.float64))
     tensor([0.2500, 0.2500, 0.2500, 0.2500], dtype=torch.float64)
     """
-    is_tensor = isinstance(K, torch.Tensor)
-    A = K.detach().to(dtype=torch.float64) if is_tensor else _numpy(K, "K")
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"K must be a square matrix; got shape {tuple(A.shape)}")
-    if is_tensor:
-        if not bool(torch.isfinite(A).all()):
-            raise ValueError("K contains NaN or inf")
-        scale = float(A.abs().max()) if A.numel() else 0.0
-        if bool(((A - A.T).abs() > 1e-12 * (A.abs() + scale)).any()):
-            raise ValueError("K must be symmetric")
-        return torch.linalg.eigvalsh((A + A.T) / 2).flip(0) / A.shape[0]
-    if not np.all(np.isfinite(A)):
-        raise ValueError("K contains NaN or inf")
-    if not np.allclose(A, A.T, rtol=1e-12, atol=1e-12 * (np.abs(A).max() if A.size else 0.0)):
-        raise ValueError("K must be symmetric")
-    return np.linalg.eigvalsh((A + A.T) / 2)[::-1] / A.shape[0]
+    A = check_gram(K, "K")  # float64, on K's device, symmetrized
+    if isinstance(K, torch.Tensor):
+        return torch.linalg.eigvalsh(A).flip(0) / A.shape[0]
+    return np.linalg.eigvalsh(A.numpy())[::-1] / A.shape[0]
 
 
 def aliased_eigenvalues(mu, n):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._arrays import as_points, check_int, returns_like, to_tensor
+from ._arrays import as_points, check_choice, check_int, check_same_features, returns_like, to_tensor
+from ._tiles import tiled_gram
 from .networks import MLP
 
 __all__ = ["EmpiricalNTK", "empirical_nngp", "empirical_ntk"]
@@ -113,18 +114,24 @@ def _jacobian(model):
 
 
 def _generic_ntk(model, x, y, symmetric, chunk_size):
-    """torch.func: vmapped per-sample Jacobians, contracted chunk by chunk (memory: two chunks)."""
+    """torch.func: vmapped per-sample Jacobians, contracted tile by tile (memory: two chunks).
+
+    The tiles (``chunk_size`` inputs a side) come from :func:`~ntklib._tiles.tiled_gram`, row block
+    by row block: the row block's Jacobian is computed once and kept for its row of tiles; for
+    ``K(X)`` only the upper tiles are computed and mirrored."""
     flat = _jacobian(model)
+    row = {}  # the Jacobian of the current row block
+
+    def tile(rows, cols, diagonal):
+        if row.get("rows") != rows:
+            row.clear()
+            row.update(rows=rows, jac=flat(x[rows]))
+        jx = row["jac"]
+        jy = jx if (symmetric and cols == rows) else flat(y[cols])
+        return (jx @ jy.T).to(torch.float64)
+
     theta = torch.empty(x.shape[0], y.shape[0], dtype=torch.float64, device=x.device)
-    for i0 in range(0, x.shape[0], chunk_size):
-        jx = flat(x[i0:i0 + chunk_size])
-        for j0 in range(i0 if symmetric else 0, y.shape[0], chunk_size):
-            jy = jx if (symmetric and j0 == i0) else flat(y[j0:j0 + chunk_size])
-            block = (jx @ jy.T).to(torch.float64)
-            theta[i0:i0 + chunk_size, j0:j0 + chunk_size] = block
-            if symmetric and j0 != i0:
-                theta[j0:j0 + chunk_size, i0:i0 + chunk_size] = block.T
-    return theta
+    return tiled_gram(tile, x.shape[0], None if symmetric else y.shape[0], block=chunk_size, out=theta)
 
 
 def _generic_diag(model, x, chunk_size):
@@ -133,17 +140,11 @@ def _generic_diag(model, x, chunk_size):
                       for j in map(flat, torch.split(x, chunk_size))])
 
 
-def _check_method(method):
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
-    return method
-
-
 def _prepare(model, method, chunk_size, output):
     """Validate the arguments; return the scalar-output module and whether the structured path applies."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    _check_method(method)
+    check_choice(method, "method", _METHODS)
     check_int(chunk_size, "chunk_size", 1)
     if output is not None:
         output = check_int(output, "output", 0)
@@ -213,8 +214,7 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
     x = _points_for(model, X, "X")
     symmetric = Y is None
     y = x if symmetric else _points_for(model, Y, "Y")
-    if y.shape[1:] != x.shape[1:]:
-        raise ValueError(f"X and Y must have the same number of features; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
+    check_same_features(x, y)
     if structured:
         theta = _structured_ntk(model, x, y, symmetric)
     else:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._arrays import check_int, check_variance
+from ._arrays import check_choice, check_int, check_variance
 from .activations import get_activation
 
 __all__ = ["CNN", "MLP", "PARAMETERIZATIONS", "Dense"]
@@ -50,11 +50,7 @@ _INITS = ("normal", "uniform")
 
 
 def _check_parameterization(parameterization):
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization must be one of {', '.join(map(repr, PARAMETERIZATIONS))}; got {parameterization!r}"
-        )
-    return parameterization
+    return check_choice(parameterization, "parameterization", PARAMETERIZATIONS)
 
 
 def _check_scale(value, name):
@@ -109,8 +105,7 @@ class Dense(nn.Module):
     def __init__(self, d_in, d_out, *, weight_scale, bias_scale, init, generator, dtype):
         super().__init__()
         d_in, d_out = check_int(d_in, "d_in", 1), check_int(d_out, "d_out", 1)
-        if init not in _INITS:
-            raise ValueError(f"init must be one of {', '.join(map(repr, _INITS))}; got {init!r}")
+        init = check_choice(init, "init", _INITS)
         self.weight_scale, self.bias_scale = float(weight_scale), float(bias_scale)
         w = torch.empty(d_out, d_in, dtype=dtype)
         b = torch.empty(d_out, dtype=dtype) if bias_scale else None
@@ -182,7 +177,12 @@ class MLP(nn.Module):
         same in every layer. A zero entry means no bias parameters in that layer (``"standard"``: a
         positive entry adds biases with PyTorch's default initialization).
     output_scale : float, default 1
-        A nonzero multiplier on the output (Arora et al.'s small-output trick for their Thm 3.2).
+        The output scale :math:`\alpha`, a nonzero multiplier on the output: the network computes
+        :math:`\alpha f(x)` and its empirical NTK is :math:`\alpha^2` times that of :math:`f`. This is
+        Chizat, Oyallon & Bach's lazy-training scale :math:`\alpha` (arXiv:1812.07956); Arora et
+        al. 2019 (arXiv:1904.11955, Thm 3.2) call it :math:`\kappa` and take it small so that the
+        output at initialization is negligible. The book keeps :math:`\kappa` for the kernel on the
+        sphere.
     antisymmetric : bool, default False
         Output :math:`(f_1(x) - f_2(x))/\sqrt 2` with :math:`f_2` an exact copy of :math:`f_1` at
         initialization: the output is 0 at initialization and the NTK is unchanged.
@@ -371,7 +371,8 @@ class CNN(nn.Module):
     parameterization : {"ntk", "standard", "mean_field"}, default "ntk"
         See above.
     output_scale : float, default 1
-        A nonzero multiplier on the outputs (for example ``1/sqrt(H W)`` makes the vanilla outputs as
+        The output scale :math:`\alpha` (as for :class:`MLP`), a nonzero multiplier on the outputs
+        (for example ``1/sqrt(H W)`` makes the vanilla outputs as
         small as GAP's at initialization).
     outputs : int, default 1
         That many independent readouts on the shared convolutional layers (output shape
@@ -410,8 +411,7 @@ class CNN(nn.Module):
         width, q = check_int(width, "width", 1), check_int(filter_size, "filter_size", 1)
         if q % 2 == 0:
             raise ValueError(f"filter_size must be odd (same padding keeps the image size); got {q}")
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLINGS))}; got {pooling!r}")
+        pooling = check_choice(pooling, "pooling", _POOLINGS)
         self.in_channels = check_int(in_channels, "in_channels", 1)
         self.image_shape = _check_image_shape(image_shape)
         self.parameterization = _check_parameterization(parameterization)

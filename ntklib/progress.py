@@ -25,6 +25,8 @@ import sys
 
 from tqdm.std import tqdm
 
+from ._arrays import check_choice
+
 __all__ = ["progress_bar"]
 
 MODES = ("notebook", "terminal", "off")
@@ -39,9 +41,7 @@ def _mode() -> str:
     mode = os.environ.get("NTK_PROGRESS", "").strip().lower()
     if not mode:
         return "notebook" if _in_jupyter_kernel() else "terminal"
-    if mode not in MODES:
-        raise ValueError(f"NTK_PROGRESS must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+    return check_choice(mode, "NTK_PROGRESS", MODES)
 
 
 def _terminal() -> io.TextIOBase:

@@ -54,9 +54,9 @@ import warnings
 import numpy as np
 from scipy import special
 
-from ._arrays import check_int, check_variance, per_layer
-from .kernels import kappa as _kappa
-from .kernels import resolve_layers
+from ._arrays import check_choice, check_int
+from .activations import get_activation
+from .kernels import NNGP, NTK
 
 __all__ = [
     "multiplicity",
@@ -288,22 +288,17 @@ def degree_of_index(i, d):
 
 
 # ------------------------------------------------------------------------------------------------
-# the kernel of a deep network on the sphere, in float64 and in mpmath
+# the kernel of a deep network on the sphere: a view of nk.NTK / nk.NNGP
 # ------------------------------------------------------------------------------------------------
-def _freeze(value):
-    """A hashable stand-in for a constructor argument (lists become tuples)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 class SphereKernel:
     r"""The NTK or NNGP of a deep fully connected network on the unit sphere, :math:`\kappa(u)`.
 
-    A sphere kernel in the sense of the protocol of :mod:`ntklib.sphere`: :meth:`kappa` evaluates
-    :func:`~ntklib.kernels.kappa` in float64, and :meth:`kappa_mp` evaluates the same recursion in mpmath
-    (closed-form activations: ReLU\ :sup:`k`, step, erf, sin, cos, identity), so that
-    :func:`sphere_eigenvalues` resolves eigenvalues far below float64's reach.
+    A thin wrapper of :class:`~ntklib.kernels.NTK` (``kernel="ntk"``) or
+    :class:`~ntklib.kernels.NNGP` (``kernel="nngp"``), kept for the chapters and for the argument
+    order ``(depth, activation, kernel)``: :meth:`kappa` and :meth:`kappa_mp` are those objects'
+    (one recursion, :func:`~ntklib.kernels.layer_step`, in float64 and in mpmath), and
+    :attr:`network_kernel` is the object itself, whose call gives Gram matrices. Calling a
+    ``SphereKernel``, ``k(u)``, is ``k.kappa(u)``: a function of cosines, not of points.
 
     Parameters
     ----------
@@ -316,8 +311,14 @@ class SphereKernel:
     weight_var : float, None or sequence of them, default None
         Weight variance of each hidden layer; ``None`` (or a ``None`` entry) is that layer's
         :math:`c_\sigma`, used exactly (not rounded to float64) by :meth:`kappa_mp`.
-    bias_var : float, default 0.0
-        Bias variance :math:`\beta^2` added to every :math:`\Sigma^{(h)}`.
+    bias_var : float or sequence of depth + 1 floats, default 0.0
+        Bias variances :math:`\beta_h^2`, as in :func:`~ntklib.kernels.ntk` (a scalar: the same in
+        every layer).
+
+    Attributes
+    ----------
+    network_kernel : NTK or NNGP
+        The kernel object this one wraps.
 
     Raises
     ------
@@ -329,8 +330,8 @@ class SphereKernel:
 
     Notes
     -----
-    Calling the object, ``k(u)``, is the same as ``k.kappa(u)`` (kept for compatibility). Two
-    kernels are equal when their constructor arguments are; the repr reads back as code.
+    Two sphere kernels are equal when their network kernels are (the same resolved layers); the
+    repr reads back as code.
 
     Examples
     --------
@@ -338,6 +339,8 @@ class SphereKernel:
     >>> k = nk.SphereKernel(depth=2)
     >>> k
     SphereKernel(depth=2, activation='relu', kernel='ntk', weight_var=None, bias_var=0.0)
+    >>> k.network_kernel
+    NTK(depth=2, activation='relu', weight_var=None, bias_var=0.0)
     >>> float(k.kappa(1.0))                    # depth + 1 at u = 1
     3.0
     >>> with mp.workdps(30):                  # the same recursion in mpmath
@@ -350,16 +353,11 @@ class SphereKernel:
     """
 
     def __init__(self, depth, activation="relu", kernel="ntk", weight_var=None, bias_var=0.0):
-        if not isinstance(kernel, str) or kernel not in _KERNELS:
-            raise ValueError(f"kernel must be one of {', '.join(map(repr, _KERNELS))}; got {kernel!r}")
-        self.layers = resolve_layers(depth, activation, weight_var, bias_var)
-        # which layers use c_sigma (then the high-precision path uses its exact value, not the float)
-        self._default_weight = [wv is None for wv in per_layer(weight_var, "weight_var", len(self.layers))]
-        self._bias = check_variance(bias_var, "bias_var", positive=False)
+        kernel = check_choice(kernel, "kernel", _KERNELS)
+        cls = NTK if kernel == "ntk" else NNGP
+        self.network_kernel = cls(depth, activation=activation, weight_var=weight_var, bias_var=bias_var)
         self.depth, self.activation, self.kernel = depth, activation, kernel
         self.weight_var, self.bias_var = weight_var, bias_var
-        self._closed_form = all(layer.activation.closed_form for layer in self.layers)
-        self._mp_constants_at = {}  # mpmath precision (bits) -> (bias, per-layer constants)
 
     def __repr__(self):
         return (
@@ -367,26 +365,22 @@ class SphereKernel:
             f"weight_var={self.weight_var!r}, bias_var={self.bias_var!r})"
         )
 
-    def _key(self):
-        acts = tuple((type(layer.activation), layer.activation.name) if layer.activation.closed_form
-                     else layer.activation for layer in self.layers)
-        return (self.depth, acts, self.kernel, _freeze(self.weight_var), self._bias)
-
     def __eq__(self, other):
         if not isinstance(other, SphereKernel):
             return NotImplemented
-        return self._key() == other._key()
+        return self.network_kernel == other.network_kernel
 
     def __hash__(self):
-        return hash(self._key())
+        return hash(self.network_kernel)
 
     @property
     def closed_form(self) -> bool:
         """Whether every layer's activation has a closed form (then :meth:`kappa_mp` works)."""
-        return self._closed_form
+        acts = self.activation if isinstance(self.activation, (list, tuple)) else [self.activation]
+        return self.depth == 0 or all(get_activation(a).closed_form for a in acts)
 
     def kappa(self, u):
-        r""":math:`\kappa(u)` in float64: :func:`~ntklib.kernels.kappa` with this kernel's arguments.
+        r""":math:`\kappa(u)` in float64: :meth:`NTK.kappa <ntklib.kernels.NTK.kappa>` of :attr:`network_kernel`.
 
         Parameters
         ----------
@@ -410,34 +404,16 @@ class SphereKernel:
         >>> nk.SphereKernel(1, kernel="nngp").kappa(np.array([-1.0, 0.0, 1.0])) * np.pi
         array([0.        , 1.        , 3.14159265])
         """
-        return _kappa(u, depth=self.depth, activation=self.activation, kernel=self.kernel,
-                      weight_var=self.weight_var, bias_var=self.bias_var)
+        return self.network_kernel.kappa(u)
 
     __call__ = kappa
-
-    def _mp_constants(self):
-        """The bias variance and, per layer, (activation, weight variance, Sigma^(h-1)(x, x)) at
-        the current precision (computed once per precision)."""
-        import mpmath as mp
-
-        cached = self._mp_constants_at.get(mp.mp.prec)
-        if cached is None:
-            b = mp.mpf(self._bias)
-            consts = []
-            q = 1 + b  # diagonal Sigma^(h)(x, x) on the unit sphere, the same for every point
-            for layer, default in zip(self.layers, self._default_weight):
-                act = layer.activation
-                w = act._mp_c_sigma() if default else mp.mpf(layer.weight_var)
-                consts.append((act, w, q))
-                q = w * act._mp_duals(q, q, mp.mpf(1))[0] + b
-            cached = self._mp_constants_at[mp.mp.prec] = (b, consts)
-        return cached
 
     def kappa_mp(self, u):
         r""":math:`\kappa(u)` for one mpmath number, at the caller's current mpmath precision.
 
-        The recursion runs in mpmath throughout, with each default weight variance the exact
-        :math:`c_\sigma`. It never changes the precision: set it around the call with
+        :meth:`NTK.kappa_mp <ntklib.kernels.NTK.kappa_mp>` of :attr:`network_kernel`: the recursion
+        of :func:`~ntklib.kernels.layer_step` in mpmath, with each default weight variance the
+        exact :math:`c_\sigma`. It never changes the precision: set it around the call with
         ``mpmath.workdps``.
 
         Parameters
@@ -456,7 +432,7 @@ class SphereKernel:
             Some layer's activation has no closed form (it is evaluated by quadrature, which has no
             high-precision path).
         ValueError
-            ``u`` outside :math:`[-1, 1]` or not finite.
+            ``u`` outside :math:`[-1, 1]`.
 
         Examples
         --------
@@ -466,27 +442,7 @@ class SphereKernel:
         ...     print(k.kappa_mp(0) * mp.pi)
         1.0
         """
-        import mpmath as mp
-
-        if not self._closed_form:
-            names = [layer.activation.name for layer in self.layers if not layer.activation.closed_form]
-            raise TypeError(
-                f"kappa_mp needs closed-form activations (ReLU^k, step, erf, sin, cos, identity); "
-                f"{names[0]!r} is evaluated by quadrature and has no high-precision path"
-            )
-        u = mp.mpf(u)
-        if not (mp.isfinite(u) and -1 <= u <= 1):
-            raise ValueError(f"u must lie in [-1, 1]; got {u}")
-        one = mp.mpf(1)
-        b, consts = self._mp_constants()
-        sigma = u + b
-        theta = sigma
-        for act, w, q in consts:
-            rho = max(min(sigma / q, one), -one)
-            e, ed = act._mp_duals(q, q, rho)
-            sigma = w * e + b
-            theta = theta * w * ed + sigma
-        return theta if self.kernel == "ntk" else sigma
+        return self.network_kernel.kappa_mp(u)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -747,8 +703,7 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     kmax = _check_k(kmax, "kmax")
     if isinstance(rtol, bool) or not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
         raise ValueError(f"rtol must be in (0, 1); got {rtol!r}")
-    if not isinstance(path, str) or path not in ("auto", "float64", "exact"):
-        raise ValueError(f"path must be one of 'auto', 'float64', 'exact'; got {path!r}")
+    path = check_choice(path, "path", ("auto", "float64", "exact"))
     if not isinstance(return_error, bool):
         raise TypeError(f"return_error must be a bool; got {return_error!r}")
     kappa, kappa_mp = _resolve(kernel)

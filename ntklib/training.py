@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._arrays import check_int, to_tensor
+from ._arrays import check_choice, check_int, to_tensor
 from .empirical import _points_for, empirical_ntk
 from .networks import MLP
 from .progress import progress_bar
@@ -78,12 +78,6 @@ class History:
     movement_by_parameter: dict = field(default_factory=dict)
     ntk_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     ntk_drift: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def _check_choice(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
 
 
 def _check_lr(lr):
@@ -317,9 +311,9 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    _check_choice(optimizer, "optimizer", OPTIMIZERS)
-    _check_choice(reduction, "reduction", _REDUCTIONS)
-    _check_choice(method, "method", _METHODS)
+    optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
+    reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+    method = check_choice(method, "method", _METHODS)
     lr = _check_lr(lr)
     steps = check_int(steps, "steps", 0)
     record_every = check_int(record_every, "record_every", 1)

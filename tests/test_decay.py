@@ -161,3 +161,14 @@ def test_decay_tools_read_tensors():
     assert nk.fit_decay(k**-2.0, (0, 29), index=k)[0] == pytest.approx(-2.0, abs=1e-12)
     lam = nk.aliased_eigenvalues(torch.tensor([1.0, 0.5, 0.25]), 2)
     np.testing.assert_allclose(lam, [1.0 + 0.25 + 0.25, 0.5 + 0.5])
+
+
+@pytest.mark.parametrize("kind", [np.asarray, torch.as_tensor])
+def test_gram_eigenvalues_uses_the_one_gram_tolerance(kind):
+    """The tolerance of every Gram matrix in ntklib (GRAM_RTOL = 1e-10 of max|K|), in both kinds."""
+    K = np.array([[2.0, 1.0], [1.0, 2.0]])
+    near = K + np.array([[0.0, 2e-11 * 2], [0.0, 0.0]])   # asymmetry 2e-11 max|K|: accepted
+    np.testing.assert_allclose(np.asarray(nk.gram_eigenvalues(kind(near))), [1.5, 0.5], rtol=1e-10)
+    far = K + np.array([[0.0, 5e-10 * 2], [0.0, 0.0]])    # 5e-10 max|K|: refused, with the number
+    with pytest.raises(ValueError, match=r"K must be symmetric: max \|K - K\^T\| = 1e-09 exceeds 1e-10"):
+        nk.gram_eigenvalues(kind(far))

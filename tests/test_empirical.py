@@ -24,6 +24,9 @@ def test_structured_equals_generic_jacobian(param, bias_var, antisymmetric):
         a = nk.empirical_ntk(net, *args)
         b = nk.empirical_ntk(net, *args, method="jacobian", chunk_size=3)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    # the generic path's tiles (3 x 3: diagonal, mirrored and partial ones) give an exactly symmetric K(X)
+    K = nk.empirical_ntk(net, sphere(7, seed=2), method="jacobian", chunk_size=3)
+    np.testing.assert_array_equal(K, K.T)
 
 
 def test_jacobian_path_equals_per_sample_autograd_for_any_module():
@@ -89,6 +92,10 @@ def test_empirical_ntk_errors():
         nk.empirical_ntk(torch.nn.Linear(3, 2).double(), np.ones((2, 3)))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         nk.empirical_ntk(lambda x: x, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'structured', 'jacobian'; got 'jvp'"):
+        nk.empirical_ntk(net, np.ones((2, 3)), method="jvp")
+    with pytest.raises(ValueError, match="same shape"):
+        nk.empirical_ntk(nk.CNN(1, 4, 1, image_shape=(5, 5), seed=0), np.ones((2, 1, 5, 5)), np.ones((2, 1, 4, 4)))
     with pytest.raises(ValueError, match="structured"):
         nk.empirical_ntk(torch.nn.Linear(3, 1).double(), np.ones((2, 3)), method="structured")
     with pytest.raises(ValueError, match="parameterization"):

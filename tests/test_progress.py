@@ -62,5 +62,5 @@ def test_unset_outside_jupyter_is_terminal(monkeypatch):
 @pytest.mark.parametrize("value", ["page", "1", "widgets"])
 def test_unknown_value_is_a_clear_error(monkeypatch, value):
     monkeypatch.setenv("NTK_PROGRESS", value)
-    with pytest.raises(ValueError, match="NTK_PROGRESS must be one of notebook, terminal, off"):
+    with pytest.raises(ValueError, match=f"NTK_PROGRESS must be one of 'notebook', 'terminal', 'off'; got '{value}'"):
         nk.progress_bar(range(2))

@@ -371,6 +371,8 @@ def test_protocol_objects_plain_callables_and_sphere_kernels_agree():
     exact = nk.sphere_eigenvalues(kern, 3, 300)
     # kappa and kappa_mp: the same high-precision tail as the SphereKernel itself
     np.testing.assert_array_equal(nk.sphere_eigenvalues(_WithMp(kern), 3, 300), exact)
+    # the kernel object itself is a sphere kernel, with the same recursion: the same numbers
+    np.testing.assert_array_equal(nk.sphere_eigenvalues(nk.NNGP(depth=3), 3, 300), exact)
     # kappa alone (and a plain callable): float64 only, NaN and a warning where float64 fails
     for obj in (_FloatOnly(kern), kern.kappa):
         with pytest.warns(nk.UnreliableEigenvalueWarning, match="no kappa_mp"):
@@ -409,6 +411,12 @@ def test_sphere_kernel_call_equals_kappa_and_keeps_tensors():
                                                        bias_var=0.1))
     out = k.kappa(torch.as_tensor(u))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    # one recursion: a SphereKernel is a view of the kernel object, in float64 and in mpmath
+    net = nk.NNGP(depth=2, activation=["erf", "relu"], bias_var=0.1)
+    assert k.network_kernel == net
+    np.testing.assert_array_equal(k.kappa(u), net.kappa(u))
+    with mp.workdps(30):
+        assert k.kappa_mp(mp.mpf("0.3")) == net.kappa_mp(mp.mpf("0.3"))
     np.testing.assert_array_equal(out.numpy(), k.kappa(u))
 
 
