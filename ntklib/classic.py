@@ -5,7 +5,7 @@ kernels: ``K = kernel(X, Y=None)`` gives the Gram matrix, ``kernel.diag(X)`` its
 :math:`O(n)`, ``kernel.profile(r)`` the function of the distance, and ``kernel.kappa(u)`` the
 dot-product form on the unit sphere, where :math:`|x - y| = \sqrt{2(1 - u)}`; ``kernel.kappa_mp(u)``
 is the same at mpmath's current precision. The sphere forms are what
-:func:`~ntklib.sphere_eigenvalues` takes. Numpy in gives numpy out, a tensor gives a tensor on its
+:func:`~ntklib.sphere.sphere_eigenvalues` takes. Numpy in gives numpy out, a tensor gives a tensor on its
 device. The repr reads back as code, and two kernels with the same parameters are equal (and hash
 alike). Each profile is written once over a small math namespace, so the float64 (torch) and the
 mpmath values come from the same formula.

@@ -59,7 +59,7 @@ def circle(n):
 
     The angles stop short of 2 pi (``endpoint=False``: that point would repeat the one at 0). Their
     Gram matrix under a dot-product kernel is circulant, with eigenvalues ``n`` times the aliased
-    sums of the circle's eigenvalues (:func:`ntklib.aliased_eigenvalues`).
+    sums of the circle's eigenvalues (:func:`ntklib.decay.aliased_eigenvalues`).
 
     Parameters
     ----------

@@ -52,7 +52,7 @@ def gram_eigenvalues(K):
     Parameters
     ----------
     K : array_like or torch.Tensor, shape (n, n)
-        A symmetric matrix (to :data:`ntklib._arrays.GRAM_RTOL` = 1e-10 of its largest entry, the
+        A symmetric matrix (to ``GRAM_RTOL`` = 1e-10 of its largest entry, the
         tolerance of every Gram matrix in ntklib), finite. Its symmetric part
         :math:`(K + K^\top)/2` is diagonalized.
 

@@ -62,7 +62,7 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
     ----------
     K_train : (n, n) array_like or torch.Tensor
         Symmetric positive (semi)definite Gram matrix of the training points (symmetric within
-        :data:`ntklib._arrays.GRAM_RTOL` = 1e-10 of its largest entry; it is then symmetrized).
+        ``GRAM_RTOL`` = 1e-10 of its largest entry; it is then symmetrized).
     y : (n,) or (n, c) array_like or torch.Tensor
         Targets (columns for several outputs, e.g. one-hot classes).
     K_test : (m, n) array_like or torch.Tensor, optional
