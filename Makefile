@@ -62,8 +62,9 @@ test: $(LAB_STAMP) browser
 pages: $(STAMP)
 	$(BIN)/python -m pytest -m pages tests/test_pages.py
 
-unit: $(LAB_STAMP)
-	$(BIN)/python -m pytest tests ntklib
+# the fast subset (under a minute on 2 cores): library tests and doctests without the slow ones
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow and not pages" tests ntklib $(foreach t,$(LAB_TESTS),--ignore=$(t))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ntk.py

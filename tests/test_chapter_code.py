@@ -50,6 +50,7 @@ def test_chapter_selects_the_inline_backend_first(chapter):
     assert _first_code_cell(chapter).source.startswith("%matplotlib inline"), chapter.name
 
 
+@pytest.mark.slow
 def test_figures_survive_a_non_inline_backend_in_the_environment():
     """With MPLBACKEND=Agg exported, a kernel running a chapter's first cell still shows figures.
 

@@ -60,6 +60,7 @@ def test_antisymmetric_net_is_zero_at_init_with_unchanged_kernel():
 
 
 @pytest.mark.parametrize("depth, bias_var", [(1, 0.0), (2, 0.0), (3, 0.2)])
+@pytest.mark.slow
 def test_empirical_ntk_converges_to_analytic(depth, bias_var):
     """Relative Frobenius error ~ c width^-1/2: at width 4096 below 0.1 on average over 3 seeds,
     and smaller than at width 256 (ratio ~ 4 expected; asserted > 2)."""

@@ -37,6 +37,7 @@ def _ntk_with_layer_biases(X, depth, bias_vars):
 
 
 @pytest.mark.parametrize("bias_vars", [(0.5, 0.0, 0.0), (0.0, 0.0, 0.7), (0.2, 1.0, 0.3)])
+@pytest.mark.slow
 def test_per_layer_bias_empirical_ntk_tends_to_the_per_layer_recursion(bias_vars):
     """Each entry of bias_var sits in its own layer: the wide network's NTK matches the recursion
     with that layer's bias (5 % at width 4096, mean of 3 seeds; width^-1/2 error ~ 2 %), while the

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: import name -> distribution name, where they differ
 DISTRIBUTION = {"sklearn": "scikit-learn"}
@@ -45,6 +47,7 @@ def test_every_third_party_import_is_declared():
             assert dist in allowed, f"{path.name} imports {name}: declare {dist} in pyproject.toml"
 
 
+@pytest.mark.slow
 def test_import_without_docstrings():
     """python -OO strips docstrings; importing ntklib must not depend on them."""
     run = subprocess.run([sys.executable, "-OO", "-c", "import ntklib; print(ntklib.ntk([[1.0, 0.0]], depth=1))"],
@@ -52,6 +55,7 @@ def test_import_without_docstrings():
     assert run.returncode == 0, run.stderr
 
 
+@pytest.mark.slow
 def test_pip_install_in_a_clean_venv(tmp_path):
     """``pip install .`` into a new venv gives a working ``import ntklib`` from the installed copy.
 

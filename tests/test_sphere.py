@@ -84,6 +84,7 @@ CASES = [  # (d, depth, kernel, degrees); larger k: tests/check_spectra_tail.py
 
 
 @pytest.mark.parametrize("d, depth, kernel, ks", CASES, ids=[f"d{c[0]}-L{c[1]}-{c[2]}" for c in CASES])
+@pytest.mark.slow
 def test_eigenvalues_match_independent_30_digit_integral(d, depth, kernel, ks):
     mu = nk.sphere_eigenvalues(nk.SphereKernel(depth, kernel=kernel), d, max(ks))
     mu0 = abs(mu[0])
@@ -95,6 +96,7 @@ def test_eigenvalues_match_independent_30_digit_integral(d, depth, kernel, ks):
             assert mu[k] == pytest.approx(ref, rel=1e-6), (k, mu[k], ref)
 
 
+@pytest.mark.slow
 def test_far_tail_d3_matches_independent_integral():
     """The high-precision path (forced by rtol = 1e-9, beyond float64 here) against the reference:
     the NNGP at d = 3, k = 90 (~1e-10 mu_0), agreeing to 1e-9 relative."""
@@ -115,6 +117,7 @@ HONEST = [  # (d, kernel, kmax): the worst cases found for round-off and for rou
 
 
 @pytest.mark.parametrize("d, kern, kmax", HONEST, ids=[f"d{c[0]}-{c[1].activation}{c[1].depth}-{c[2]}" for c in HONEST])
+@pytest.mark.slow
 def test_float64_error_estimates_are_honest(d, kern, kmax):
     """The float64 path's error estimate covers its actual error, measured against the high-precision
     path on the same quadrature rule (so the difference is round-off alone), at every degree."""
@@ -124,6 +127,7 @@ def test_float64_error_estimates_are_honest(d, kern, kmax):
     assert np.all(np.abs(mu64 - exact) <= err)
 
 
+@pytest.mark.slow
 def test_auto_path_agrees_with_high_precision_where_reliable():
     kern = nk.SphereKernel(3)
     mu64, err = nk.sphere_eigenvalues(lambda t: kern(t), 3, 400, return_error=True)
@@ -180,6 +184,7 @@ def test_two_layer_kernels_on_s2_match_exact_rationals():
         assert np.all(np.abs(mu64 - ref) <= err64), name
 
 
+@pytest.mark.slow
 def test_parity_constant_of_bietti_bach():
     """Bietti & Bach 2021, Thm 1: mu_k ~ (c_1 + (-1)^k c_-1) C k^(-d-2nu+1). The depth-2 ReLU NTK has
     Theta(1 - t) = 3 - 3 (sqrt2/pi) t^(1/2) + ... and Theta(-1 + t) = -(sqrt2 / (2 pi)) t^(1/2) + ...,
@@ -202,6 +207,7 @@ def test_gaussian_kernel_on_circle_has_bessel_eigenvalues():
     np.testing.assert_allclose(mu[ok], exact[ok], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_plain_callable_tail_is_nan_with_a_warning_naming_k():
     kern = nk.SphereKernel(3, kernel="nngp")
     with pytest.warns(nk.UnreliableEigenvalueWarning, match=r"mu_k for k = (\d+)") as rec:
@@ -280,6 +286,7 @@ def test_bad_input_errors(call, err, match):
         call()
 
 
+@pytest.mark.slow
 def test_quadrature_activation_kernel_falls_back_to_warning():
     """A SphereKernel whose activation has no closed form cannot go beyond float64: NaN + warning."""
     with pytest.warns(nk.UnreliableEigenvalueWarning):
@@ -334,6 +341,7 @@ def test_importing_mpref_leaves_mpmath_precision_alone():
         assert mp.mp.dps == 17
 
 
+@pytest.mark.slow
 def test_eigenvalues_do_not_depend_on_the_callers_mpmath_precision():
     kern = nk.SphereKernel(2, kernel="nngp")
     results = []
@@ -366,6 +374,7 @@ class _WithMp(_FloatOnly):
         return self.inner.kappa_mp(u)
 
 
+@pytest.mark.slow
 def test_protocol_objects_plain_callables_and_sphere_kernels_agree():
     kern = nk.SphereKernel(3, kernel="nngp")
     exact = nk.sphere_eigenvalues(kern, 3, 300)

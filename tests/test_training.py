@@ -90,6 +90,7 @@ def _hidden_move(parameterization, width, seed, steps=100):
     return h.movement_by_parameter["layers.0.weight"][-1]
 
 
+@pytest.mark.slow
 def test_parameter_movement_shrinks_like_width_to_minus_one_half_in_the_ntk_parameterization():
     """Chizat et al.'s lazy scaling: with a fixed lr the hidden weights move by O(width^-1/2),
     with the mean-field scaling (lr times width) by O(1). Fitted log-log slope over widths 256 to
