@@ -54,7 +54,7 @@ import mpmath as mp
 import numpy as np
 import torch
 
-from ._arrays import check_int, returns_like, to_tensor
+from ._arrays import check_int, scalar_or_array, to_tensor
 
 __all__ = [
     # the classes: an abstract base, the closed forms, the quadrature
@@ -142,12 +142,7 @@ def arc_cosine_J(n: int, theta):
     j0 = math.pi - t
     j1 = s + j0 * c
     out = _j_recursion(n, c, s * s, j0, j1)[1]
-    return returns_like(theta, out) if isinstance(theta, torch.Tensor) else _scalar_or_array(theta, out)
-
-
-def _scalar_or_array(template, t: torch.Tensor):
-    out = t.cpu().numpy()
-    return out[()] if np.ndim(template) == 0 else out
+    return scalar_or_array(theta, out)
 
 
 def _check_order(k) -> int:
@@ -516,10 +511,7 @@ class Activation(abc.ABC):
             raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
         rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
         e, ed = self.duals(a, b, rho, deriv=deriv)
-        out = ed if deriv else e
-        if isinstance(q12, torch.Tensor):
-            return out
-        return _scalar_or_array(q12, out)
+        return scalar_or_array(q12, ed if deriv else e)
 
     # -- normalization and cost ------------------------------------------------------------
     @property

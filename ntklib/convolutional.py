@@ -62,7 +62,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._arrays import check_int, resolve_dtype, returns_like, to_tensor
+from ._arrays import check_choice, check_int, check_same_features, resolve_dtype, returns_like, to_tensor
 from ._tiles import tiled_gram
 from .activations import relu
 from .kernels import Layer, layer_duals
@@ -158,13 +158,11 @@ def _check_depth(depth) -> int:
 
 def _check_args(depth, pooling, filter_size, kernel):
     depth = _check_depth(depth)
-    if pooling not in ("gap", "vanilla"):
-        raise ValueError(f"pooling must be 'gap' or 'vanilla'; got {pooling!r}")
+    check_choice(pooling, "pooling", ("gap", "vanilla"))
     q = check_int(filter_size, "filter_size", 1)
     if q % 2 == 0:
         raise ValueError(f"filter_size must be odd (the patch is centred on its pixel); got {q}")
-    if kernel not in ("ntk", "nngp"):
-        raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
+    check_choice(kernel, "kernel", ("ntk", "nngp"))
     return depth, q
 
 
@@ -241,8 +239,7 @@ def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_bl
     x = _images(X, "X", dtype)
     symmetric = Y is None
     y = x if symmetric else _images(Y, "Y", dtype, device=x.device)
-    if y.shape[1:] != x.shape[1:]:
-        raise ValueError(f"X and Y must hold images of the same shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}")
+    check_same_features(x, y)
     n, m = x.shape[0], y.shape[0]
     H, W = x.shape[2:]
     gap = pooling == "gap"

@@ -42,7 +42,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._arrays import as_points, check_depth, check_variance, per_layer, resolve_dtype, returns_like, to_tensor
+from ._arrays import (
+    as_points,
+    check_choice,
+    check_depth,
+    check_same_features,
+    check_variance,
+    per_layer,
+    resolve_dtype,
+    returns_like,
+    scalar_or_array,
+    to_tensor,
+)
 from ._tiles import tiled_gram
 from .activations import Activation, get_activation
 
@@ -149,7 +160,7 @@ def _is_torch(*values) -> bool:
 def _mp_weight(layer: Layer):
     import mpmath as mp
 
-    return layer.activation._mp_c_sigma() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
+    return layer.activation.c_sigma_mp() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
 
 
 def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None):
@@ -205,7 +216,7 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
             root = _root(q11, q22)
         if rho is None:
             rho = _rho(q12, root)
-        e, ed = act._duals(q11, q22, rho, deriv, root)
+        e, ed = act.duals(q11, q22, rho, deriv=deriv, root=root)
         inputs = (q11, q12, q22, rho, root)
         sigma = _scaled(e, layer.weight_var, inputs)
         if layer.bias_var:
@@ -217,7 +228,7 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     if rho is None:
         r = mp.sqrt(q11 * q22)
         rho = max(min(q12 / r, mp.mpf(1)), mp.mpf(-1)) if r else mp.mpf(0)
-    e, ed = act._mp_duals(q11, q22, mp.mpf(rho))
+    e, ed = act.duals(q11, q22, mp.mpf(rho), deriv=deriv)
     w = _mp_weight(layer)
     return w * e + mp.mpf(layer.bias_var), (w * ed if deriv else None)
 
@@ -377,9 +388,8 @@ def _row_norms(x):
 
 
 def _tile_cost(layers) -> int:
-    """Relative cost of one kernel entry: the activations' ``tile_cost`` (``order**2`` without it)."""
-    costs = [getattr(layer.activation, "tile_cost", layer.activation.order**2) for layer in layers]
-    return max([int(c) for c in costs] + [1])
+    """Relative cost of one kernel entry: the largest of the activations' ``tile_cost``."""
+    return max([layer.activation.tile_cost for layer in layers] + [1])
 
 
 def _block_size(block_size, layers) -> int:
@@ -389,7 +399,7 @@ def _block_size(block_size, layers) -> int:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     block_size = int(block_size)
     cost = _tile_cost(layers)
-    if cost > 1:  # quadrature: a tile holds block_size**2 * order**2 evaluations
+    if cost > 1:  # quadrature: a tile holds block_size**2 * tile_cost evaluations
         block_size = min(block_size, max(1, int(math.sqrt(_QUADRATURE_BUDGET / cost))))
     return block_size
 
@@ -409,10 +419,7 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
     x = as_points(X, "X", dtype=dtype)
     symmetric = Y is None
     y = x if symmetric else as_points(Y, "Y", dtype=dtype, device=x.device)
-    if y.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"X and Y must have the same number of features; got X with {x.shape[1]} and Y with {y.shape[1]}"
-        )
+    check_same_features(x, y)
     finfo = torch.finfo(dtype)
     with torch.no_grad():
         nx, ny = _row_norms(x), _row_norms(y)
@@ -596,8 +603,7 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     >>> float(nk.kappa(0.0, depth=1, kernel="nngp")) * 3.141592653589793
     1.0
     """
-    if kernel not in ("ntk", "nngp"):
-        raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
+    kernel = check_choice(kernel, "kernel", ("ntk", "nngp"))
     bias0, layers = _architecture(depth, activation, weight_var, bias_var)
     t = to_tensor(u, "u", dtype=torch.float64)
     if t.numel() and bool((t.abs() > 1).any()):
@@ -612,15 +618,11 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
                         [False] * len(layers))
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
-    if isinstance(u, torch.Tensor):
-        return out
-    out = out.cpu().numpy()
-    return out[()] if out.ndim == 0 else out
+    return scalar_or_array(u, out)
 
 
 def _activation_key(act):
-    cost = getattr(act, "tile_cost", getattr(act, "order", 1) ** 2)
-    return ("closed form", act.name) if cost <= 1 else act
+    return ("closed form", act.name) if act.closed_form else act
 
 
 class _NetworkKernel:
