@@ -216,12 +216,11 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
             root = _root(q11, q22)
         if rho is None:
             rho = _rho(q12, root)
-        e, ed = act.duals(q11, q22, rho, deriv=deriv, root=root)
-        inputs = (q11, q12, q22, rho, root)
-        sigma = _scaled(e, layer.weight_var, inputs)
+        # c_h folded into the duals (no pass of its own for ReLU); their results are new tensors
+        sigma, sigma_dot = act.duals(q11, q22, rho, deriv=deriv, root=root, scale=layer.weight_var)
         if layer.bias_var:
-            sigma = sigma.add_(layer.bias_var) if sigma is not e or _fresh(e, inputs) else sigma + layer.bias_var
-        return sigma, (_scaled(ed, layer.weight_var, inputs) if deriv else None)
+            sigma.add_(layer.bias_var)
+        return sigma, sigma_dot
     import mpmath as mp
 
     q11, q12, q22 = mp.mpf(q11), mp.mpf(q12), mp.mpf(q22)
@@ -231,19 +230,6 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     e, ed = act.duals(q11, q22, mp.mpf(rho), deriv=deriv)
     w = _mp_weight(layer)
     return w * e + mp.mpf(layer.bias_var), (w * ed if deriv else None)
-
-
-def _fresh(t, inputs) -> bool:
-    """Whether ``t`` shares no memory with the tensors in ``inputs`` (then it may be changed in place)."""
-    ptr = t.untyped_storage().data_ptr()
-    return all(not isinstance(a, torch.Tensor) or a.untyped_storage().data_ptr() != ptr for a in inputs)
-
-
-def _scaled(t, w, inputs):
-    """w * t, in place when t is a temporary of the duals (saves a pass and a buffer per layer)."""
-    if w == 1:
-        return t
-    return t.mul_(w) if _fresh(t, inputs) else w * t
 
 
 def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
