@@ -337,6 +337,7 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     kernel : {"ntk", "nngp"}
         The NNGP has no ``fix`` (it ignores the option).
     dtype : float64 (default) or float32
+        Precision of the computation and of the result.
     pairs_per_block : int, optional
         Image pairs per batch (tiles of :math:`\lfloor\sqrt{\text{pairs\_per\_block}}\rfloor^2` pairs);
         by default as many as keep each intermediate array at about 2 MB (2**18 float64 or 2**19
@@ -483,8 +484,9 @@ class CNTK:
         Parameters
         ----------
         X : (n, C, H, W) array or tensor
+            Images, as in :func:`cntk`.
         Y : (m, C, H, W), optional
-            ``None`` means ``X``.
+            Second set of images; ``None`` means ``X``.
         dtype, pairs_per_block
             As in :func:`cntk`.
 
@@ -507,6 +509,7 @@ class CNTK:
         Parameters
         ----------
         X : (n, C, H, W) array or tensor
+            Images, as in :func:`cntk`.
         dtype, pairs_per_block
             As in :func:`cntk`.
 

@@ -490,7 +490,7 @@ _PARAMS_DOC = """Parameters
 def _with_params(fn):
     """Insert the shared parameter documentation where a docstring says ``{params}``."""
     if fn.__doc__ is not None:  # None under python -OO, which strips docstrings
-        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip())
+        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
     return fn
 
 
@@ -631,6 +631,7 @@ class _NetworkKernel:
         Parameters
         ----------
         X : array_like or torch.Tensor, shape (n, d)
+            Input points, one per row.
         Y : array_like or torch.Tensor, shape (m, d), optional
             ``None`` means ``X`` (the result is then exactly symmetric).
         dtype, block_size
@@ -656,7 +657,9 @@ class _NetworkKernel:
         Parameters
         ----------
         X : array_like or torch.Tensor, shape (n, d)
+            Input points, one per row.
         dtype : float64 (default) or float32
+            Precision of the computation and of the result.
 
         Returns
         -------
