@@ -622,16 +622,6 @@ class Activation(abc.ABC):
     def __hash__(self):
         return hash((type(self).__name__, self._key()))
 
-    # -- private aliases kept until kernels.py and spectra.py call the public API ----------
-    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
-        return self.duals(q11, q22, rho, deriv=want_deriv, root=root)
-
-    def _mp_duals(self, q11, q22, rho):
-        return self.duals(q11, q22, rho)
-
-    def _mp_c_sigma(self):
-        return self.c_sigma_mp()
-
 
 @functools.lru_cache(maxsize=None)
 def _closed_form_c_sigma(activation) -> float:
@@ -665,8 +655,6 @@ class ClosedForm(Activation):
     """
 
     closed_form = True
-    #: legacy: the tiling in kernels.py reads ``order``; remove once it reads :attr:`tile_cost`
-    order = 0
 
     @abc.abstractmethod
     def _formula(self, M, q11, q22, rho, deriv: bool, root):
