@@ -8,7 +8,13 @@ depth 3 is depth=2):
      (the loop reference runs on 6 image pairs and is reported per pair).
 The loop reference computes each image pair separately with plain numpy: the pixel-pair arrays,
 the 3x3 patch mean as nine shifted sums, the ReLU duals with arccos.
+
+``--against PATH`` times instead the CNTK-GAP of another checkout of ntklib (e.g. the commit before a
+change) against this one in the same process, alternately, best of 3 each, on 4 CIFAR-shaped images
+and on 200 digits (depth 2; a checkout from before issue 21, with ``ntklib/cntk.py``, counts the
+readout too and gets depth 3).
 """
+import os
 import resource
 import subprocess
 import sys
@@ -17,6 +23,7 @@ import time
 import numpy as np
 
 import ntklib as nk
+from bench_ntk import alternate, load_checkout
 
 
 def loop_pair(x, y, conv_layers, gap):
@@ -60,7 +67,24 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+def against(path):
+    other = load_checkout(path)
+    old_count = os.path.exists(os.path.join(path, "ntklib", "cntk.py"))  # depth counted the readout
+    depth = 3 if old_count else 2
+    digits, _ = nk.data.digits()
+    workloads = {"4 CIFAR-shaped 3x32x32": np.random.default_rng(2).standard_normal((4, 3, 32, 32)),
+                 "200 digits 1x8x8": nk.data.standardize(digits[:200])[0]}
+    for name, X in workloads.items():
+        best = alternate({"against": lambda: other.cntk(X, depth=depth, pooling="gap"),
+                          "this": lambda: nk.cntk(X, depth=2, pooling="gap")}, 3)
+        print(f"CNTK-GAP depth 2, {name}: {path} {best['against']:.3f} s, this {best['this']:.3f} s, "
+              f"this/against {best['this'] / best['against']:.3f}", flush=True)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--against":
+        against(sys.argv[2])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--cifar-gap-only":  # run in a subprocess for peak memory
         X = np.random.default_rng(2).standard_normal((50, 3, 32, 32))
         t, _ = timed(lambda: nk.cntk(X, depth=2, pooling="gap"))

@@ -5,11 +5,15 @@ The reference is the recursion as one would first write it: whole n x n arrays, 
 arccos and sin. Both are run ``--repeat`` times; the best time of each is reported with the ratio
 ntklib / plain (target: <= 0.5). Run ``python benchmarks/bench_ntk.py --help`` for options;
 ``--threads 1`` pins torch to one thread to separate the effect of tiling from that of threads.
+``--against PATH`` times instead ``nk.ntk`` of another checkout of ntklib (e.g. the commit before a
+change) against this one in the same process, alternately, best of ``--repeat`` each.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 import platform
 import time
 
@@ -34,6 +38,27 @@ def plain_relu_ntk(X: np.ndarray, depth: int) -> np.ndarray:
     return theta
 
 
+def load_checkout(path: str, name: str = "ntklib_against"):
+    """The package ``ntklib`` of the checkout at ``path``, imported under ``name`` (beside this one)."""
+    spec = importlib.util.spec_from_file_location(name, f"{path}/ntklib/__init__.py",
+                                                  submodule_search_locations=[f"{path}/ntklib"])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def alternate(fns: dict, repeat: int) -> dict:
+    """Best time of each callable, run alternately ``repeat`` times (so load drifts hit all alike)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
+    return best
+
+
 def best_time(fn, repeat: int) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -52,11 +77,19 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--against", metavar="PATH", help="time the nk.ntk of the ntklib checkout at PATH against this one")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     X = np.random.default_rng(0).standard_normal((args.n, args.d))
+    if args.against:
+        other = load_checkout(args.against)
+        best = alternate({"against": lambda: other.ntk(X, depth=args.depth),
+                          "this": lambda: nk.ntk(X, depth=args.depth)}, args.repeat)
+        print(f"ReLU NTK depth {args.depth}, n={args.n}, d={args.d}: {args.against} {best['against']:.3f} s, "
+              f"this {best['this']:.3f} s, this/against {best['this'] / best['against']:.3f}")
+        return best
     t_plain, K_plain = best_time(lambda: plain_relu_ntk(X, args.depth), args.repeat)
     t_nk, K_nk = best_time(lambda: nk.ntk(X, depth=args.depth, block_size=args.block_size), args.repeat)
     err = float(np.max(np.abs(K_nk - K_plain)) / np.max(np.abs(K_plain)))

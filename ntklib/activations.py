@@ -54,7 +54,7 @@ import mpmath as mp
 import numpy as np
 import torch
 
-from ._arrays import check_int, returns_like, to_tensor
+from ._arrays import check_int, scalar_or_array, to_tensor
 
 __all__ = [
     # the classes: an abstract base, the closed forms, the quadrature
@@ -142,12 +142,7 @@ def arc_cosine_J(n: int, theta):
     j0 = math.pi - t
     j1 = s + j0 * c
     out = _j_recursion(n, c, s * s, j0, j1)[1]
-    return returns_like(theta, out) if isinstance(theta, torch.Tensor) else _scalar_or_array(theta, out)
-
-
-def _scalar_or_array(template, t: torch.Tensor):
-    out = t.cpu().numpy()
-    return out[()] if np.ndim(template) == 0 else out
+    return scalar_or_array(theta, out)
 
 
 def _check_order(k) -> int:
@@ -184,11 +179,9 @@ class _TorchMath:
     def broadcast(x, *like):
         """``x`` with the broadcast shape of ``x`` and ``like`` (a no-op in the recursion, where the
         correlation has the full shape already)."""
-        xs = x.shape
-        if all(len(t.shape) <= len(xs) and all(n in (1, m) for n, m in zip(reversed(t.shape), reversed(xs)))
-               for t in like):
-            return x  # x already has the full shape (checked without torch.broadcast_shapes, ~80 us)
-        return x.expand(torch.broadcast_shapes(xs, *(t.shape for t in like))).contiguous()
+        if _covers(x, *like):
+            return x  # x already has the full shape
+        return x.expand(torch.broadcast_shapes(x.shape, *(t.shape for t in like))).contiguous()
 
 
 class _MpMath:
@@ -213,6 +206,19 @@ class _MpMath:
     @staticmethod
     def broadcast(x, *like):
         return x
+
+
+def _times(M, t, scale):
+    """``scale * t``: in place for a tensor (the formulas return new tensors), exact for mpmath."""
+    return t.mul_(scale) if M is _TorchMath else t * scale
+
+
+def _covers(x, *like) -> bool:
+    """Whether tensor ``x`` already has the broadcast shape of ``x`` and ``like`` (no
+    torch.broadcast_shapes, ~80 us)."""
+    xs = x.shape
+    return all(t is None or (len(t.shape) <= len(xs) and all(n in (1, m) for n, m in zip(reversed(t.shape), reversed(xs))))
+               for t in like)
 
 
 def _namespace(q11, q22, rho, root):
@@ -395,7 +401,7 @@ class Activation(abc.ABC):
         return self._dsigma(z)
 
     # -- duals -----------------------------------------------------------------------------
-    def duals(self, q11, q22, rho, *, deriv=True, root=None):
+    def duals(self, q11, q22, rho, *, deriv=True, root=None, scale=1):
         r"""Both duals from the variances and the correlation: the step every kernel recursion takes.
 
         For :math:`(u, v) \sim \mathcal N\big(0, \begin{bmatrix} q_{11} & \rho\sqrt{q_{11}q_{22}} \\
@@ -412,13 +418,17 @@ class Activation(abc.ABC):
             Also return the derivative dual (else ``None`` in its place).
         root : torch.Tensor or real number, optional
             :math:`\sqrt{q_{11} q_{22}}` if the caller has it (saves a pass).
+        scale : real number, default 1
+            Both duals are returned times ``scale`` (a layer's weight variance :math:`c_h`). ReLU and
+            the step fold it into their constant :math:`1/(2\pi)`, so it costs no pass there; the
+            other activations scale their fresh results in place.
 
         Returns
         -------
         dual : torch.Tensor or mpmath.mpf
-            :math:`\mathbb E[\sigma(u)\sigma(v)]`.
+            ``scale`` times :math:`\mathbb E[\sigma(u)\sigma(v)]`.
         dual_deriv : torch.Tensor, mpmath.mpf or None
-            :math:`\mathbb E[\sigma'(u)\sigma'(v)]`, or ``None`` if ``deriv`` is false.
+            ``scale`` times :math:`\mathbb E[\sigma'(u)\sigma'(v)]`, or ``None`` if ``deriv`` is false.
 
         Raises
         ------
@@ -436,7 +446,11 @@ class Activation(abc.ABC):
         a covariance matrix. Otherwise every argument is taken as an exact real number and the
         closed form is evaluated in mpmath at the current precision (``mpmath.mp.dps``, or a
         ``mpmath.workdps`` block). Each closed form is written once, against a small namespace of
-        operations that is torch's on the first path and mpmath's on the second.
+        operations that is torch's on the first path and mpmath's on the second. The tensors
+        returned are new (never views of the arguments), so a caller may change them in place. ReLU
+        and the step (``relu(1)``, ``relu(0)``) have a fused torch path, used when ``rho`` has the
+        full shape and dtype and needs no gradient (the kernels' inner loop): ten elementwise
+        passes for both ReLU duals, ``scale = 2`` included, and the same bits as the generic formula.
 
         Examples
         --------
@@ -448,9 +462,19 @@ class Activation(abc.ABC):
         >>> with mpmath.workdps(30):
         ...     print(nk.erf().duals(1, 1, mpmath.mpf(1) / 2, deriv=False)[0])   # (2/pi) asin(1/3)
         0.216346895938785459658288881555
+        >>> nk.relu(1).duals(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), rho,
+        ...                  scale=2.0)[1]                                         # c_sigma kappa_0
+        tensor([0.0000, 0.5000, 1.0000], dtype=torch.float64)
         """
         M, q11, q22, rho, root = _namespace(q11, q22, rho, root)
-        return self._evaluate_duals(M, q11, q22, rho, bool(deriv), root)
+        return self._scaled_duals(M, q11, q22, rho, bool(deriv), root, scale)
+
+    def _scaled_duals(self, M, q11, q22, rho, deriv: bool, root, scale):
+        """``scale`` times both duals; a subclass with a cheaper way to scale overrides it."""
+        e, ed = self._evaluate_duals(M, q11, q22, rho, deriv, root)
+        if scale == 1:
+            return e, ed
+        return _times(M, e, scale), (None if ed is None else _times(M, ed, scale))
 
     def dual(self, q11, q12, q22):
         r""":math:`\mathbb E[\sigma(u)\sigma(v)]` for a covariance matrix, checked.
@@ -516,10 +540,7 @@ class Activation(abc.ABC):
             raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
         rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
         e, ed = self.duals(a, b, rho, deriv=deriv)
-        out = ed if deriv else e
-        if isinstance(q12, torch.Tensor):
-            return out
-        return _scalar_or_array(q12, out)
+        return scalar_or_array(q12, ed if deriv else e)
 
     # -- normalization and cost ------------------------------------------------------------
     @property
@@ -601,16 +622,6 @@ class Activation(abc.ABC):
     def __hash__(self):
         return hash((type(self).__name__, self._key()))
 
-    # -- private aliases kept until kernels.py and spectra.py call the public API ----------
-    def _duals(self, q11, q22, rho, want_deriv: bool, root=None):
-        return self.duals(q11, q22, rho, deriv=want_deriv, root=root)
-
-    def _mp_duals(self, q11, q22, rho):
-        return self.duals(q11, q22, rho)
-
-    def _mp_c_sigma(self):
-        return self.c_sigma_mp()
-
 
 @functools.lru_cache(maxsize=None)
 def _closed_form_c_sigma(activation) -> float:
@@ -644,8 +655,6 @@ class ClosedForm(Activation):
     """
 
     closed_form = True
-    #: legacy: the tiling in kernels.py reads ``order``; remove once it reads :attr:`tile_cost`
-    order = 0
 
     @abc.abstractmethod
     def _formula(self, M, q11, q22, rho, deriv: bool, root):
@@ -740,6 +749,12 @@ class ReLUk(ClosedForm):
             return (z > 0).to(z.dtype)
         return self._k * torch.clamp(z, min=0) ** (self._k - 1)
 
+    def _scaled_duals(self, M, q11, q22, rho, deriv, root, scale):
+        if (self._k <= 1 and M is _TorchMath and not rho.requires_grad and _covers(rho, q11, q22, root)
+                and q11.dtype == q22.dtype == rho.dtype and (root is None or root.dtype == rho.dtype)):
+            return _relu_fused(self._k, q11, q22, rho, deriv, root, scale)
+        return super()._scaled_duals(M, q11, q22, rho, deriv, root, scale)
+
     def _formula(self, M, q11, q22, rho, deriv, root):
         # sin(theta) = sqrt((1 - rho)(1 + rho)) and pi - theta = arccos(-rho) keep every digit at
         # rho = +-1: J_k / (2 pi) is exactly (2k-1)!!/2 at rho = 1 and 0 at rho = -1 (k >= 1)
@@ -759,6 +774,37 @@ class ReLUk(ClosedForm):
         if k > 1:
             dual_deriv = dual_deriv * s ** (k - 1)
         return dual, (M.broadcast(dual_deriv, q11, q22) if k == 1 else dual_deriv)
+
+
+def _relu_fused(k: int, q11, q22, rho, deriv: bool, root, scale):
+    r"""``scale`` times the duals of the ReLU (``k = 1``) or the step (``k = 0``) on tensors, fused.
+
+    The generic formula's numbers in fewer passes (the kernels' inner loop, e.g. the CNTK's pixel
+    step): :math:`c\,J_1/(2\pi) = (J_1/\pi)(c/2)`, where dividing by :math:`\pi` (not multiplying by
+    :math:`1/\pi`) keeps :math:`J_1/\pi = 1` and :math:`J_0/\pi = 1` exact at :math:`
+ho = 1`, the
+    factor :math:`c/2` is skipped for :math:`c_\sigma = 2`, and every intermediate is overwritten in
+    place. Since :math:`J/\pi = 2\,(J/(2\pi))` exactly, the bits are those of the generic formula.
+    ``rho`` has the full shape and the arguments one dtype (checked by the caller).
+    """
+    half = scale / 2
+    pi_minus_theta = torch.neg(rho).acos_()  # arccos(-rho): exact at rho = +-1
+    if k == 0:
+        dual = pi_minus_theta.div_(math.pi)
+        if half != 1:
+            dual.mul_(half)
+        return dual, (torch.zeros_like(rho) if deriv else None)
+    s = torch.sqrt(q11 * q22) if root is None else root
+    # J_1 = sin(theta) + (pi - theta) cos(theta), sin(theta) = sqrt((1 - rho)(1 + rho))
+    dual = torch.sub(1, rho).mul_(rho + 1).sqrt_().addcmul_(pi_minus_theta, rho).div_(math.pi).mul_(s)
+    if half != 1:
+        dual.mul_(half)
+    if not deriv:
+        return dual, None
+    dual_deriv = pi_minus_theta.div_(math.pi)
+    if half != 1:
+        dual_deriv.mul_(half)
+    return dual, dual_deriv
 
 
 class Erf(ClosedForm):

@@ -42,7 +42,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._arrays import as_points, check_depth, check_variance, per_layer, resolve_dtype, returns_like, to_tensor
+from ._arrays import (
+    as_points,
+    check_choice,
+    check_depth,
+    check_same_features,
+    check_variance,
+    per_layer,
+    resolve_dtype,
+    returns_like,
+    scalar_or_array,
+    to_tensor,
+)
 from ._tiles import tiled_gram
 from .activations import Activation, get_activation
 
@@ -149,7 +160,7 @@ def _is_torch(*values) -> bool:
 def _mp_weight(layer: Layer):
     import mpmath as mp
 
-    return layer.activation._mp_c_sigma() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
+    return layer.activation.c_sigma_mp() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
 
 
 def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None):
@@ -205,34 +216,20 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
             root = _root(q11, q22)
         if rho is None:
             rho = _rho(q12, root)
-        e, ed = act._duals(q11, q22, rho, deriv, root)
-        inputs = (q11, q12, q22, rho, root)
-        sigma = _scaled(e, layer.weight_var, inputs)
+        # c_h folded into the duals (no pass of its own for ReLU); their results are new tensors
+        sigma, sigma_dot = act.duals(q11, q22, rho, deriv=deriv, root=root, scale=layer.weight_var)
         if layer.bias_var:
-            sigma = sigma.add_(layer.bias_var) if sigma is not e or _fresh(e, inputs) else sigma + layer.bias_var
-        return sigma, (_scaled(ed, layer.weight_var, inputs) if deriv else None)
+            sigma.add_(layer.bias_var)
+        return sigma, sigma_dot
     import mpmath as mp
 
     q11, q12, q22 = mp.mpf(q11), mp.mpf(q12), mp.mpf(q22)
     if rho is None:
         r = mp.sqrt(q11 * q22)
         rho = max(min(q12 / r, mp.mpf(1)), mp.mpf(-1)) if r else mp.mpf(0)
-    e, ed = act._mp_duals(q11, q22, mp.mpf(rho))
+    e, ed = act.duals(q11, q22, mp.mpf(rho), deriv=deriv)
     w = _mp_weight(layer)
     return w * e + mp.mpf(layer.bias_var), (w * ed if deriv else None)
-
-
-def _fresh(t, inputs) -> bool:
-    """Whether ``t`` shares no memory with the tensors in ``inputs`` (then it may be changed in place)."""
-    ptr = t.untyped_storage().data_ptr()
-    return all(not isinstance(a, torch.Tensor) or a.untyped_storage().data_ptr() != ptr for a in inputs)
-
-
-def _scaled(t, w, inputs):
-    """w * t, in place when t is a temporary of the duals (saves a pass and a buffer per layer)."""
-    if w == 1:
-        return t
-    return t.mul_(w) if _fresh(t, inputs) else w * t
 
 
 def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
@@ -305,12 +302,22 @@ def _scaled_root(q11, q22):
 
 def _rho(sigma, root):
     """sigma / root clipped to [-1, 1] and set to +-1 within 8 ulps of it (root: the product of the
-    two standard deviations). The CNTK's pixel step uses it too."""
+    two standard deviations). The CNTK's pixel step goes through it (layer_duals without rho).
+
+    Reductions decide the rare cases, so the common one costs the division and the clip only: the
+    root is clamped away from 0 only if its minimum is not positive, and the snap to +-1 runs only if
+    the extremes of rho reach the 8-ulp band (``aminmax`` reads rho once and writes nothing, where
+    ``rho.abs() >= edge`` wrote two arrays: about 1.1 ms of a 3x32x32 image pair's 1M pixel pairs)."""
     finfo = torch.finfo(sigma.dtype)
-    rho = torch.div(sigma, root.clamp_min(finfo.tiny)).clamp_(-1.0, 1.0)
-    near = rho.abs() >= 1.0 - _SNAP_ULPS * finfo.eps
-    if bool(near.any()):
-        rho = torch.where(near, torch.sign(rho), rho)
+    if not root.numel() or not bool(root.amin() > 0):
+        root = root.clamp_min(finfo.tiny)
+    rho = torch.div(sigma, root).clamp_(-1.0, 1.0)
+    if not rho.numel():
+        return rho
+    edge = 1.0 - _SNAP_ULPS * finfo.eps
+    lo, hi = torch.aminmax(rho)
+    if bool(hi >= edge) or bool(lo <= -edge):
+        rho = torch.where(rho.abs() >= edge, torch.sign(rho), rho)
     return rho
 
 
@@ -377,9 +384,8 @@ def _row_norms(x):
 
 
 def _tile_cost(layers) -> int:
-    """Relative cost of one kernel entry: the activations' ``tile_cost`` (``order**2`` without it)."""
-    costs = [getattr(layer.activation, "tile_cost", layer.activation.order**2) for layer in layers]
-    return max([int(c) for c in costs] + [1])
+    """Relative cost of one kernel entry: the largest of the activations' ``tile_cost``."""
+    return max([layer.activation.tile_cost for layer in layers] + [1])
 
 
 def _block_size(block_size, layers) -> int:
@@ -389,7 +395,7 @@ def _block_size(block_size, layers) -> int:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     block_size = int(block_size)
     cost = _tile_cost(layers)
-    if cost > 1:  # quadrature: a tile holds block_size**2 * order**2 evaluations
+    if cost > 1:  # quadrature: a tile holds block_size**2 * tile_cost evaluations
         block_size = min(block_size, max(1, int(math.sqrt(_QUADRATURE_BUDGET / cost))))
     return block_size
 
@@ -409,10 +415,7 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
     x = as_points(X, "X", dtype=dtype)
     symmetric = Y is None
     y = x if symmetric else as_points(Y, "Y", dtype=dtype, device=x.device)
-    if y.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"X and Y must have the same number of features; got X with {x.shape[1]} and Y with {y.shape[1]}"
-        )
+    check_same_features(x, y)
     finfo = torch.finfo(dtype)
     with torch.no_grad():
         nx, ny = _row_norms(x), _row_norms(y)
@@ -497,7 +500,7 @@ _PARAMS_DOC = """Parameters
 def _with_params(fn):
     """Insert the shared parameter documentation where a docstring says ``{params}``."""
     if fn.__doc__ is not None:  # None under python -OO, which strips docstrings
-        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip())
+        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
     return fn
 
 
@@ -596,8 +599,7 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     >>> float(nk.kappa(0.0, depth=1, kernel="nngp")) * 3.141592653589793
     1.0
     """
-    if kernel not in ("ntk", "nngp"):
-        raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
+    kernel = check_choice(kernel, "kernel", ("ntk", "nngp"))
     bias0, layers = _architecture(depth, activation, weight_var, bias_var)
     t = to_tensor(u, "u", dtype=torch.float64)
     if t.numel() and bool((t.abs() > 1).any()):
@@ -612,15 +614,11 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
                         [False] * len(layers))
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
-    if isinstance(u, torch.Tensor):
-        return out
-    out = out.cpu().numpy()
-    return out[()] if out.ndim == 0 else out
+    return scalar_or_array(u, out)
 
 
 def _activation_key(act):
-    cost = getattr(act, "tile_cost", getattr(act, "order", 1) ** 2)
-    return ("closed form", act.name) if cost <= 1 else act
+    return ("closed form", act.name) if act.closed_form else act
 
 
 class _NetworkKernel:
@@ -643,6 +641,7 @@ class _NetworkKernel:
         Parameters
         ----------
         X : array_like or torch.Tensor, shape (n, d)
+            Input points, one per row.
         Y : array_like or torch.Tensor, shape (m, d), optional
             ``None`` means ``X`` (the result is then exactly symmetric).
         dtype, block_size
@@ -668,7 +667,9 @@ class _NetworkKernel:
         Parameters
         ----------
         X : array_like or torch.Tensor, shape (n, d)
+            Input points, one per row.
         dtype : float64 (default) or float32
+            Precision of the computation and of the result.
 
         Returns
         -------

@@ -262,7 +262,6 @@ def test_mp_duals_match_the_independent_reference_at_the_current_precision(name,
                 assert A.duals(a, b, rho, deriv=False) == (e, None)
                 assert A.duals(a, b, rho, root=mp.sqrt(a * b)) == (e, ed)
         assert abs(A.c_sigma_mp() - c) <= tol * c
-        assert A._mp_duals(a, b, rho) == A.duals(a, b, rho) and A._mp_c_sigma() == A.c_sigma_mp()
 
 
 def _mp_sigma(name):
@@ -348,6 +347,52 @@ def test_duals_root_is_used_and_identity_deriv_broadcasts():
     assert nk.step().duals(_t(1.0), q, rho)[1].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("name", CLOSED + QUADRATURE)
+@pytest.mark.parametrize("scale", [1.0, 2.0, 0.75])
+def test_duals_scale_is_a_factor_and_results_are_new_tensors(name, scale):
+    """scale multiplies both duals (the same bits as multiplying after, for ReLU and the step on
+    their fused path too), and the results share no memory with the arguments (callers change them
+    in place)."""
+    A = act(name)
+    rho = _t(np.linspace(-1, 1, 41))
+    q11, q22 = _t(np.full(41, 1.5)), _t(np.linspace(0.5, 2.0, 41))
+    args = [t.clone() for t in (q11, q22, rho)]
+    e, ed = A.duals(q11, q22, rho, scale=scale)
+    e1, ed1 = A.duals(q11, q22, rho)
+    assert torch.equal(e, scale * e1) and torch.equal(ed, scale * ed1)
+    assert all(torch.equal(t, c) for t, c in zip((q11, q22, rho), args))  # the arguments are untouched
+    ptrs = {t.untyped_storage().data_ptr() for t in (q11, q22, rho)}
+    assert e.untyped_storage().data_ptr() not in ptrs and ed.untyped_storage().data_ptr() not in ptrs
+    if A.closed_form:
+        with mp.workdps(30):
+            got = A.duals(mp.mpf(1), mp.mpf(2), mp.mpf("0.5"), scale=scale)
+            ref = A.duals(mp.mpf(1), mp.mpf(2), mp.mpf("0.5"))
+            assert got == (scale * ref[0], scale * ref[1])
+
+
+@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_relu_and_step_fused_path_has_the_generic_bits_and_exact_endpoints(k, dtype):
+    """The fused torch path of relu(1) and step() (taken when rho has the full shape) gives the bits
+    of the generic formula (taken for a broadcasting rho), with or without root, and keeps
+    rho = +-1 exact: c sqrt(q11 q22) / 2 and c / 2, and 0."""
+    A = nk.relu(k)
+    g = torch.Generator().manual_seed(0)
+    rho = torch.cat([torch.tensor([-1.0, 1.0]), torch.rand(200, generator=g) * 2 - 1]).to(dtype)
+    q = (torch.rand(202, generator=g) * 10).to(dtype)
+    for scale in (1.0, 2.0, 3.0):
+        fused = A.duals(q[:, None], q[None, :], rho[:, None].expand(202, 202).contiguous(), scale=scale)
+        generic = A.duals(q[:, None], q[None, :], rho[:, None], scale=scale)  # (202, 1): not the full shape
+        for f, r in zip(fused, generic):
+            assert f.shape == (202, 202) and f.dtype == dtype and torch.equal(f, r)
+        root = torch.sqrt(q[:, None] * q[None, :])
+        e, ed = A.duals(q[:, None], q[None, :], torch.ones(202, 202, dtype=dtype), root=root, scale=scale)
+        assert torch.equal(e, scale * (root / 2 if k else torch.full_like(root, 0.5)))
+        assert torch.equal(ed, torch.full_like(root, scale / 2 if k else 0.0))
+        e, ed = A.duals(q[:, None], q[None, :], -torch.ones(202, 202, dtype=dtype), root=root, scale=scale)
+        assert not e.any() and not ed.any()
+
+
 @pytest.mark.parametrize("bad, arg", [(np.ones(2), "q11"), ("1", "q11"), (mp.mpc(1, 1), "q11")])
 def test_duals_rejects_other_kinds_naming_the_argument(bad, arg):
     with pytest.raises(TypeError, match=arg):
@@ -422,9 +467,11 @@ def test_activation_called_with_a_callable_is_a_quadrature():
         nk.Activation()
 
 
-def test_tile_cost_and_legacy_order():
+def test_tile_cost_and_no_legacy_aliases():
     for name in CLOSED:
-        assert act(name).tile_cost == 1 and act(name).order == 0  # order: until kernels.py reads tile_cost
+        A = act(name)
+        assert A.tile_cost == 1 and not hasattr(A, "order")  # the tiling reads tile_cost only
+        assert not any(hasattr(A, a) for a in ("_duals", "_mp_duals", "_mp_c_sigma"))
     for name in QUADRATURE:
         assert act(name).tile_cost == act(name).order ** 2 == 64**2
 

@@ -230,9 +230,9 @@ def test_wide_cnn_empirical_ntk_approaches_cntk_like_width_to_the_minus_half(poo
     differ by factors up to ~7.)"""
     x, _ = nk.data.digits()
     X = x[:4]
-    exact = nk.cntk(X, depth=2, pooling=pooling)  # CNN(..., 3) below: its old count (2 conv layers + 1)
+    exact = nk.cntk(X, depth=2, pooling=pooling)  # and CNN(..., 2) below: 2 conv layers in both
     widths, seeds = [32, 128, 512], 6
-    err = np.array([[np.linalg.norm(nk.empirical_ntk(nk.CNN(1, w, 3, image_shape=(8, 8), pooling=pooling, seed=s), X)
+    err = np.array([[np.linalg.norm(nk.empirical_ntk(nk.CNN(1, w, 2, image_shape=(8, 8), pooling=pooling, seed=s), X)
                                     - exact) / np.linalg.norm(exact) for s in range(seeds)] for w in widths])
 
     def slope(e):
@@ -248,19 +248,19 @@ def test_wide_cnn_empirical_ntk_approaches_cntk_like_width_to_the_minus_half(poo
 def test_cnn_nngp_by_monte_carlo():
     x, _ = nk.data.digits()
     X = x[:3]
-    exact = nk.cntk(X, depth=2, pooling="gap", kernel="nngp")  # CNN(..., 3): its old count
+    exact = nk.cntk(X, depth=2, pooling="gap", kernel="nngp")  # and CNN(..., 2): 2 conv layers in both
     M = 300
-    mc = nk.empirical_nngp(lambda s: nk.CNN(1, 128, 3, image_shape=(8, 8), pooling="gap", seed=s), X, n_models=M)
+    mc = nk.empirical_nngp(lambda s: nk.CNN(1, 128, 2, image_shape=(8, 8), pooling="gap", seed=s), X, n_models=M)
     se = np.sqrt((np.outer(np.diag(exact), np.diag(exact)) + exact**2) / M)
     assert np.all(np.abs(mc - exact) < 5 * se + 0.05 * np.abs(exact))
 
 
 @pytest.mark.parametrize("call, err, match", [
     (lambda: nk.cntk(np.ones((2, 3, 4)), depth=3), ValueError, "4-D array of images"),
-    (lambda: nk.cntk(np.ones((2, 1, 4, 4)), np.ones((2, 1, 5, 4)), depth=3), ValueError, "same shape"),
+    (lambda: nk.cntk(np.ones((2, 1, 4, 4)), np.ones((2, 1, 5, 4)), depth=3), ValueError, "X and Y must hold samples of the same shape"),
     (lambda: nk.cntk(np.ones((2, 1, 4, 4)), depth=0), ValueError, "depth must be >= 1"),
     (lambda: nk.CNTK(depth=0), ValueError, "depth must be >= 1"),
-    (lambda: nk.CNTK(depth=2, pooling="max"), ValueError, "pooling must be 'gap' or 'vanilla'"),
+    (lambda: nk.CNTK(depth=2, pooling="max"), ValueError, "pooling must be one of 'gap', 'vanilla'; got 'max'"),
     (lambda: nk.CNTK(depth=2, fix=1), TypeError, "fix must be True or False"),
     (lambda: nk.cntk(np.ones((2, 1, 4, 4)), depth=3, pooling="max"), ValueError, "pooling"),
     (lambda: nk.cntk(np.ones((2, 1, 4, 4)), depth=3, filter_size=2), ValueError, "odd"),

@@ -495,8 +495,9 @@ X0 = np.ones((3, 2))
         (lambda: nk.ntk(X0, depth=-1), ValueError, "depth must be >= 0"),
         (lambda: nk.ntk(X0, depth=2.0), TypeError, "depth must be an int"),
         (lambda: nk.ntk(X0, depth=True), TypeError, "depth must be an int"),
-        (lambda: nk.ntk(X0, depth=2, activation="relu6"), ValueError, "unknown activation 'relu6'"),
-        (lambda: nk.ntk(X0, depth=0, activation="relu6"), ValueError, "unknown activation"),
+        (lambda: nk.ntk(X0, depth=2, activation="swish"), ValueError,
+         "unknown activation 'swish'; known names: relu, step, relu2, relu3, erf, .*tanh, .*relu<k>"),
+        (lambda: nk.ntk(X0, depth=0, activation="swish"), ValueError, "unknown activation 'swish'; known names: relu"),
         (lambda: nk.ntk(X0, depth=3, activation=["relu", "erf"]), ValueError, "activation has 2 entries but depth=3"),
         (lambda: nk.ntk(X0, depth=2, weight_var=-1.0), ValueError, "weight_var must be > 0"),
         (lambda: nk.ntk(X0, depth=2, weight_var=[1.0]), ValueError, "weight_var has 1 entries"),
@@ -512,9 +513,9 @@ X0 = np.ones((3, 2))
         (lambda: nk.ntk(np.array([[1e200, 1e200]]), depth=2), ValueError, "X is too large for torch.float64"),
         (lambda: nk.ntk(X0, depth=2, bias_var=[0.1, 0.2]), ValueError, "bias_var has 2 entries but depth=2.*3"),
         (lambda: nk.ntk(X0, depth=2, bias_var=[0.1, -0.2, 0.0]), ValueError, "bias_var must be >= 0"),
-        (lambda: nk.NTK(depth=2, activation="relu6"), ValueError, "unknown activation"),
+        (lambda: nk.NTK(depth=2, activation="swish"), ValueError, "unknown activation 'swish'; known names: relu"),
         (lambda: nk.NTK(depth=1).kappa_mp(1.5), ValueError, "u must lie in"),
-        (lambda: nk.kappa(0.5, depth=1, kernel="cntk"), ValueError, "kernel must be"),
+        (lambda: nk.kappa(0.5, depth=1, kernel="cntk"), ValueError, "kernel must be one of 'ntk', 'nngp'; got 'cntk'"),
     ],
 )
 def test_bad_input_errors(call, err, match):
@@ -658,4 +659,32 @@ def test_kappa_mp_matches_the_40_digit_reference(names, cls):
             got = k.kappa_mp(mp.mpf(u))
             ref = mpref.kappa(names, mp.mpf(u), ntk=cls is nk.NTK)
             assert abs(got - ref) <= mp.mpf(10) ** -35 * max(1, abs(ref))
+    assert float(k.kappa_mp(0.25)) == pytest.approx(float(k.kappa(0.25)), rel=1e-13)
+
+
+def _mp_kappa_per_layer_bias(names, u, biases, *, ntk):
+    """The unit-sphere kernel with bias variance biases[h] added to Sigma^(h), from tests/mpref.py's
+    duals (an independent recursion: its own J_n, its own c_sigma), at the caller's precision."""
+    b = [mp.mpf(v) for v in biases]
+    q, s = 1 + b[0], mp.mpf(u) + b[0]  # Sigma(x, x) = Sigma(y, y) on the sphere, and Sigma(x, y)
+    theta = s
+    for h, name in enumerate(names, start=1):
+        e, ed, c = mpref.duals(name, q, q, s)
+        s, q = c * e + b[h], c * mpref.duals(name, q, q, q)[0] + b[h]
+        theta = theta * c * ed + s
+    return theta if ntk else s
+
+
+@pytest.mark.parametrize("names", [["relu", "step", "erf"], ["sin", "relu2"]], ids="-".join)
+@pytest.mark.parametrize("cls", [nk.NTK, nk.NNGP])
+def test_kappa_mp_with_per_layer_bias_matches_the_40_digit_reference(names, cls):
+    """kappa_mp runs layer_step in mpmath with each layer's own bias variance (bias_var[h] on
+    Sigma^(h), the output layer's last), the exact c_sigma, and agrees with float64 kappa."""
+    biases = [0.25, 0.0, 0.5, 0.125][: len(names) + 1]
+    k = cls(depth=len(names), activation=_acts(names), bias_var=biases)
+    with mp.workdps(40):
+        for u in ("-1", "-0.3", "0", "0.7", "1"):
+            got = k.kappa_mp(mp.mpf(u))
+            ref = _mp_kappa_per_layer_bias(names, mp.mpf(u), biases, ntk=cls is nk.NTK)
+            assert abs(got - ref) <= mp.mpf(10) ** -35 * max(1, abs(ref)), (u, got, ref)
     assert float(k.kappa_mp(0.25)) == pytest.approx(float(k.kappa(0.25)), rel=1e-13)
