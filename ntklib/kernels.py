@@ -157,10 +157,19 @@ def _is_torch(*values) -> bool:
     return any(isinstance(v, torch.Tensor) for v in values)
 
 
+#: exact c_sigma per (activation, mpmath precision in bits): a third of kappa_mp's time otherwise
+_MP_C_SIGMA = {}
+
+
 def _mp_weight(layer: Layer):
     import mpmath as mp
 
-    return layer.activation.c_sigma_mp() if layer.weight_is_c_sigma else mp.mpf(layer.weight_var)
+    if not layer.weight_is_c_sigma:
+        return mp.mpf(layer.weight_var)
+    key = (_activation_key(layer.activation), mp.mp.prec)
+    if key not in _MP_C_SIGMA:
+        _MP_C_SIGMA[key] = layer.activation.c_sigma_mp()
+    return _MP_C_SIGMA[key]
 
 
 def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None):
@@ -733,8 +742,9 @@ class _NetworkKernel:
         ------
         ValueError
             If ``u`` is outside :math:`[-1, 1]`.
-        NotImplementedError
-            For an activation without a closed-form dual.
+        TypeError
+            For an activation without a closed-form dual (a :class:`~ntklib.activations.Quadrature`
+            has no high-precision path); :func:`~ntklib.sphere.sphere_eigenvalues` relies on it.
 
         Examples
         --------
@@ -745,15 +755,21 @@ class _NetworkKernel:
         """
         import mpmath as mp
 
-        b = mp.mpf(self._bias0)
-        q = 1 + b  # Sigma^(h)(x, x) on the unit sphere, the same for every point
-        sigma = mp.mpf(u) + b
         if abs(mp.mpf(u)) > 1:
             raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
+        # Sigma^(h)(x, x) on the unit sphere is the same for every point: computed once per precision
+        cache = self.__dict__.setdefault("_mp_variances", {})
+        qs = cache.get(mp.mp.prec)
+        if qs is None:
+            q, qs = 1 + mp.mpf(self._bias0), []
+            for layer in self._layers:
+                qs.append(q)
+                q = layer_duals(layer, q, q, q, deriv=False, rho=mp.mpf(1))[0]
+            cache[mp.mp.prec] = qs
+        sigma = mp.mpf(u) + mp.mpf(self._bias0)
         theta = sigma if self._kernel == "ntk" else None
-        for layer in self._layers:
+        for layer, q in zip(self._layers, qs):
             sigma, theta = layer_step(layer, q, sigma, q, theta)
-            q = layer_duals(layer, q, q, q, deriv=False, rho=mp.mpf(1))[0]
         return theta if self._kernel == "ntk" else sigma
 
     def __repr__(self):

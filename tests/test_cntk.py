@@ -222,6 +222,7 @@ def test_fix_removes_first_and_last_layer():
 
 
 @pytest.mark.parametrize("pooling", ["vanilla", "gap"])
+@pytest.mark.slow
 def test_wide_cnn_empirical_ntk_approaches_cntk_like_width_to_the_minus_half(pooling):
     """Relative Frobenius error of nk.CNN's empirical NTK against nk.cntk (fix=False: the CNN trains
     every layer) on 4 digits, widths 32 to 512, 6 seeds: the log-log slope of the RMS error over the
@@ -245,6 +246,7 @@ def test_wide_cnn_empirical_ntk_approaches_cntk_like_width_to_the_minus_half(poo
     assert np.sqrt((err[-1] ** 2).mean()) < 0.15
 
 
+@pytest.mark.slow
 def test_cnn_nngp_by_monte_carlo():
     x, _ = nk.data.digits()
     X = x[:3]

@@ -417,6 +417,7 @@ def test_bias_var_per_layer_against_a_plain_recursion(names, biases, weights, ke
                                   fn(X, Y, depth=len(names), activation=_acts(names), bias_var=[0.2] * (len(names) + 1)))
 
 
+@pytest.mark.slow
 def test_finite_network_agrees_with_ntk():
     """A wide finite ReLU net in the Arora parameterization: gradient inner products vs nk.ntk.
 
