@@ -35,7 +35,7 @@ its device; float64 unless asked. The package never imports matplotlib.
 >>> float(nk.kappa(1.0, depth=2))
 3.0
 >>> nk.NTK(depth=2)
-NTK(depth=2, activation='relu', weight_var=None, bias_var=0.0)
+NTK(depth=2)
 """
 from . import (
     activations,

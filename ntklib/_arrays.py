@@ -291,3 +291,46 @@ def check_gram(K, name: str = "K", *, dtype=torch.float64, device=None) -> torch
         if asym > GRAM_RTOL * float(t.abs().max()):
             raise ValueError(f"{name} must be symmetric: max |K - K^T| = {asym:.3g} exceeds {GRAM_RTOL:g} * max |K|")
     return (t + t.T) / 2
+
+
+def call_repr(obj, params: dict) -> str:
+    """``Name(arg=value, ...)`` with the arguments that differ from ``__init__``'s defaults.
+
+    As scikit-learn prints estimators: the repr reads back as code (``eval(repr(k)) == k`` with the
+    class in scope) and stays short, because a default is not repeated.
+
+    Parameters
+    ----------
+    obj : object
+        The instance; its class's ``__init__`` signature gives the defaults.
+    params : dict
+        Constructor argument name -> value, in the order to print.
+
+    Returns
+    -------
+    str
+        The constructor call.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> call_repr(nk.Laplace(), {"scale": 1.0}), call_repr(nk.Laplace(), {"scale": 2.0})
+    ('Laplace()', 'Laplace(scale=2.0)')
+    """
+    import inspect
+
+    signature = inspect.signature(type(obj).__init__).parameters
+    shown = []
+    for name, value in params.items():
+        default = signature[name].default if name in signature else inspect.Parameter.empty
+        if default is not inspect.Parameter.empty and _same(value, default):
+            continue
+        shown.append(f"{name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # arrays, tensors: never a default
+        return False

@@ -456,14 +456,17 @@ class Activation(abc.ABC):
         --------
         >>> import math, mpmath, torch, ntklib as nk
         >>> rho = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
-        >>> e, ed = nk.relu(1).duals(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), rho)
-        >>> e * 2 * math.pi, ed
-        (tensor([0.0000, 1.0000, 3.1416], dtype=torch.float64), tensor([0.0000, 0.2500, 0.5000], dtype=torch.float64))
-        >>> with mpmath.workdps(30):
-        ...     print(nk.erf().duals(1, 1, mpmath.mpf(1) / 2, deriv=False)[0])   # (2/pi) asin(1/3)
+        >>> q = torch.ones(3, dtype=torch.float64)
+        >>> e, ed = nk.relu(1).duals(q, q, rho)
+        >>> e * 2 * math.pi
+        tensor([0.0000, 1.0000, 3.1416], dtype=torch.float64)
+        >>> ed
+        tensor([0.0000, 0.2500, 0.5000], dtype=torch.float64)
+        >>> half = mpmath.mpf(1) / 2
+        >>> with mpmath.workdps(30):                     # (2/pi) asin(1/3)
+        ...     print(nk.erf().duals(1, 1, half, deriv=False)[0])
         0.216346895938785459658288881555
-        >>> nk.relu(1).duals(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), rho,
-        ...                  scale=2.0)[1]                                         # c_sigma kappa_0
+        >>> nk.relu(1).duals(q, q, rho, scale=2.0)[1]    # c_sigma kappa_0
         tensor([0.0000, 0.5000, 1.0000], dtype=torch.float64)
         """
         M, q11, q22, rho, root = _namespace(q11, q22, rho, root)
@@ -601,7 +604,7 @@ class Activation(abc.ABC):
 
     @property
     def tile_cost(self) -> int:
-        """Relative cost of one kernel entry: 1 for a closed form, ``order**2`` for a quadrature.
+        """The relative cost of one kernel entry (1 for a closed form, ``order**2`` for a quadrature).
 
         Tiled kernels size their tiles by it, so that a tile's temporaries stay bounded.
 
@@ -941,8 +944,10 @@ class Identity(ClosedForm):
     Examples
     --------
     >>> import ntklib as nk
-    >>> nk.Identity() == nk.get_activation("linear"), float(nk.identity().dual(2.0, 0.5, 1.0))
-    (True, 0.5)
+    >>> nk.Identity() == nk.get_activation("linear")
+    True
+    >>> float(nk.identity().dual(2.0, 0.5, 1.0))
+    0.5
     """
 
     def __init__(self):
@@ -979,7 +984,7 @@ class Quadrature(Activation):
         Used in the repr and in error messages; default ``fn.__name__``.
     order : int, default 64
         Number of Gauss–Hermite nodes per dimension; each kernel entry costs ``order**2``
-        evaluations of ``fn`` (and of ``dfn`` for the NTK), the :attr:`tile_cost`.
+        evaluations of ``fn`` (and of ``dfn`` for the NTK), the :attr:`~Activation.tile_cost`.
 
     Raises
     ------
@@ -1007,10 +1012,10 @@ class Quadrature(Activation):
 
     On the unit sphere with the Arora normalization every layer has :math:`q = 1`, the first row.
     Kinks converge slowly (a ReLU written as a lambda is off by about ``1e-4``): give such
-    activations a closed form. :attr:`c_sigma` uses the same rule, so that
+    activations a closed form. :attr:`~Activation.c_sigma` uses the same rule, so that
     :math:`c_\sigma\,\mathbb E[\sigma(z)^2] = 1` to rounding. The quadrature is not symmetric in
     :math:`(u, v)`: ``K(X, Y)`` and ``K(Y, X).T`` agree to the quadrature error, while ``K(X)`` is
-    exactly symmetric. There is no high-precision path: :meth:`duals` and :meth:`c_sigma_mp` refuse
+    exactly symmetric. There is no high-precision path: :meth:`~Activation.duals` and :meth:`~Activation.c_sigma_mp` refuse
     mpmath numbers.
 
     Two quadrature activations are equal when they have the same ``fn`` and ``dfn`` (the same
@@ -1378,7 +1383,7 @@ def get_activation(activation) -> Activation:
     >>> nk.get_activation("swish")
     Traceback (most recent call last):
     ...
-    ValueError: unknown activation 'swish'; known names: relu, step, relu2, relu3, ...
+    ValueError: unknown activation 'swish'; known names: relu, step, ...
     """
     if isinstance(activation, Activation):
         return activation

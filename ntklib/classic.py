@@ -26,7 +26,7 @@ import numbers
 import mpmath
 import torch
 
-from ._arrays import (as_points, check_same_features, check_variance, resolve_dtype, returns_like,
+from ._arrays import (as_points, call_repr, check_same_features, check_variance, resolve_dtype, returns_like,
                       scalar_or_array, to_tensor)
 
 __all__ = ["Laplace", "Gaussian", "Matern", "ExpPower"]
@@ -220,8 +220,7 @@ class _Radial:
         return {name: getattr(self, name) for name in self._param_names}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
+        return call_repr(self, self._params())
 
     def __eq__(self, other):
         if type(other) is not type(self):

@@ -44,14 +44,14 @@ kernel of a network whose first and last layers are not trained (``fix=True``:
 ``--gap no --fix no``. So the paper's CNTK-GAP is ``nk.cntk(..., pooling="gap", fix=True)`` and its
 CNTK-V is ``nk.cntk(..., pooling="vanilla", fix=False)``. The default here, ``fix=False``, is the NTK
 of a network that trains every layer: the limit of the empirical NTK of
-:class:`ntklib.empirical.CNN`.
+:class:`ntklib.networks.CNN`.
 
 ``filter_size=1`` makes every pixel an independent fully connected network: for a :math:`1\times 1`
 image the CNTK of ``depth = L`` is exactly ``nk.ntk`` with the same ``depth = L``.
 
 The per-pixel step :math:`(\Sigma^{(h-1)}, \Theta^{(h-1)}) \mapsto (K^{(h)}, \dot K^{(h)})` is the fully
 connected one, :func:`ntklib.kernels.layer_duals` (ReLU with :math:`c_\sigma = 2`, no bias); the Gram
-matrix is filled by the one tiled loop of :mod:`ntklib._tiles`, tiles of image pairs.
+matrix is filled by the one tiled loop of ``ntklib._tiles``, tiles of image pairs.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._arrays import check_choice, check_int, check_same_features, resolve_dtype, returns_like, to_tensor
+from ._arrays import call_repr, check_choice, check_int, check_same_features, resolve_dtype, returns_like, to_tensor
 from ._tiles import tiled_gram
 from .activations import relu
 from .kernels import Layer, layer_duals
@@ -331,7 +331,7 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
         = 0`, no :math:`K^{(L+1)}` term). **The paper's CNTK-GAP column uses** ``fix=True``: their
         official code reproduces it with ``--gap yes --fix yes`` (README), and ``fix`` is that code's
         default; its CNTK-V column uses ``--gap no --fix no``. ``False`` (the default here) is the
-        NTK of a network that trains every layer, the limit of :class:`ntklib.empirical.CNN`'s empirical NTK.
+        NTK of a network that trains every layer, the limit of :class:`ntklib.networks.CNN`'s empirical NTK.
         A network with one convolutional layer and ``fix=True`` has nothing left to train: the kernel is 0.
     filter_size : int, default 3
         :math:`q` of the :math:`q\times q` convolutions (stride 1, zero "same" padding), odd.
@@ -373,7 +373,8 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     >>> # three 1 x 1 "images" with two channels
     >>> x = np.random.default_rng(0).standard_normal((3, 2, 1, 1))
     >>> K = nk.cntk(x, depth=3, filter_size=1, pooling="vanilla")
-    >>> np.allclose(K, nk.ntk(x.reshape(3, 2), depth=3))  # = the FC ReLU NTK, same depth
+    >>> # = the FC ReLU NTK of the same depth
+    >>> np.allclose(K, nk.ntk(x.reshape(3, 2), depth=3))
     True
     >>> # the paper's CNTK-GAP: fix=True (first and last layer not trained)
     >>> img = np.random.default_rng(1).standard_normal((2, 1, 5, 5))
@@ -417,7 +418,8 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     >>> P = nk.cntk_pixel_pairs(a, b, depth=2)
     >>> P.shape
     (4, 4, 4, 4)
-    >>> bool(np.isclose(P.mean(), nk.cntk(np.stack([a, b]), depth=2)[0, 1], rtol=1e-13))
+    >>> K = nk.cntk(np.stack([a, b]), depth=2)
+    >>> bool(np.isclose(P.mean(), K[0, 1], rtol=1e-13))
     True
     """
     depth, q = _check_args(depth, "gap", filter_size, kernel)
@@ -462,7 +464,7 @@ class CNTK:
     >>> import numpy as np, ntklib as nk
     >>> k = nk.CNTK(depth=2, pooling="vanilla")
     >>> k
-    CNTK(depth=2, pooling='vanilla', fix=False, filter_size=3, kernel='ntk')
+    CNTK(depth=2, pooling='vanilla')
     >>> x = np.random.default_rng(0).standard_normal((3, 2, 4, 4))
     >>> bool(np.allclose(k.diag(x), np.diag(k(x)), rtol=1e-13))
     True
@@ -522,7 +524,8 @@ class CNTK:
         --------
         >>> import numpy as np, ntklib as nk
         >>> x = np.random.default_rng(0).standard_normal((2, 1, 1, 1))
-        >>> bool(np.allclose(nk.CNTK(depth=3, filter_size=1).diag(x), 4 * x.ravel() ** 2))
+        >>> diag = nk.CNTK(depth=3, filter_size=1).diag(x)
+        >>> bool(np.allclose(diag, 4 * x.ravel() ** 2))
         True
         """
         q = check_int(self.filter_size, "filter_size", 1)
@@ -540,7 +543,7 @@ class CNTK:
         return returns_like(X, out)
 
     def __repr__(self):
-        return "CNTK(" + ", ".join(f"{k}={v!r}" for k, v in self._params().items()) + ")"
+        return call_repr(self, self._params())
 
     def __eq__(self, other):
         return type(other) is type(self) and self._params() == other._params()

@@ -114,8 +114,10 @@ def digits():
     --------
     >>> import ntklib as nk
     >>> images, labels = nk.data.digits()
-    >>> images.shape, float(images.max()), sorted(set(labels.tolist())) == list(range(10))
-    ((1797, 1, 8, 8), 1.0, True)
+    >>> images.shape, float(images.max())
+    ((1797, 1, 8, 8), 1.0)
+    >>> sorted(set(labels.tolist())) == list(range(10))
+    True
     """
     from sklearn.datasets import load_digits
 
@@ -160,7 +162,7 @@ def load_cifar10(path=None, *, cache_dir=None, download=False):
     >>> nk.data.load_cifar10("/nonexistent")        # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    FileNotFoundError: CIFAR-10 not found in /nonexistent (looked for cifar-10-batches-py/ ...
+    FileNotFoundError: CIFAR-10 not found in /nonexistent ...
     """
     import os
     import pickle
@@ -318,7 +320,8 @@ def zca_whiten(train, *others, eps=0.1):
     Examples
     --------
     >>> import numpy as np, ntklib as nk
-    >>> x = np.random.default_rng(0).standard_normal((2000, 3)) @ np.diag([1.0, 2.0, 5.0])
+    >>> z = np.random.default_rng(0).standard_normal((2000, 3))
+    >>> x = z @ np.diag([1.0, 2.0, 5.0])
     >>> w, = nk.data.zca_whiten(x, eps=1e-8)
     >>> bool(np.allclose(np.cov(w, rowvar=False), np.eye(3), atol=1e-6))
     True

@@ -119,9 +119,11 @@ def aliased_eigenvalues(mu, n):
     >>> import numpy as np, ntklib as nk
     >>> mu = 0.5 ** np.arange(60)                 # mu_k = 2^-k
     >>> lam = nk.aliased_eigenvalues(mu, 4)
-    >>> # the Gram matrix K_ij = kappa(cos(2 pi (i - j) / 4)) of the same kernel, by its series
+    >>> # the Gram matrix K_ij = kappa(cos(2 pi (i - j) / 4)) of the same
+    >>> # kernel, by its series
     >>> x = 2 * np.pi * np.arange(4) / 4
-    >>> kappa = lambda t: mu[0] + 2 * sum(mu[k] * np.cos(k * t) for k in range(1, 60))
+    >>> def kappa(t):
+    ...     return mu[0] + 2 * sum(mu[k] * np.cos(k * t) for k in range(1, 60))
     >>> K = kappa(x[:, None] - x[None, :])
     >>> np.allclose(np.sort(lam), np.sort(nk.gram_eigenvalues(K)))
     True
@@ -245,7 +247,8 @@ def local_exponents(values, index):
     >>> k = np.arange(1.0, 6.0)
     >>> nk.local_exponents(k**-3.0, k)
     array([-3., -3., -3., -3., -3.])
-    >>> np.round(nk.local_exponents(np.exp(-k), k), 2)   # -k: faster than any power
+    >>> # exp(-k): faster than any power
+    >>> np.round(nk.local_exponents(np.exp(-k), k), 2)
     array([-1.44, -2.09, -3.06, -4.04, -4.48])
     """
     v, x = _numpy(values, "values"), _numpy(index, "index")

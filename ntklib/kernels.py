@@ -44,6 +44,7 @@ import torch
 
 from ._arrays import (
     as_points,
+    call_repr,
     check_choice,
     check_depth,
     check_same_features,
@@ -88,8 +89,9 @@ class Layer:
     Examples
     --------
     >>> import ntklib as nk
-    >>> nk.kernels.Layer(nk.relu(), 2.0, 0.0)
-    Layer(activation=relu(1), weight_var=2.0, bias_var=0.0, weight_is_c_sigma=False)
+    >>> layer = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    >>> layer.activation, layer.weight_var, layer.bias_var
+    (relu(1), 2.0, 0.0)
     """
 
     activation: Activation
@@ -147,7 +149,8 @@ def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> l
     Examples
     --------
     >>> import ntklib as nk
-    >>> [layer.bias_var for layer in nk.kernels.resolve_layers(2, bias_var=[0.5, 0.1, 0.2])]
+    >>> layers = nk.kernels.resolve_layers(2, bias_var=[0.5, 0.1, 0.2])
+    >>> [layer.bias_var for layer in layers]
     [0.1, 0.2]
     """
     return _architecture(depth, activation, weight_var, bias_var)[1]
@@ -210,8 +213,8 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     --------
     >>> import torch, ntklib as nk
     >>> relu = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
-    >>> q = torch.tensor(4.0, dtype=torch.float64)
-    >>> s, sd = nk.kernels.layer_duals(relu, q, torch.tensor(0.0, dtype=torch.float64), q)
+    >>> q, zero = torch.tensor([4.0, 0.0], dtype=torch.float64)
+    >>> s, sd = nk.kernels.layer_duals(relu, q, zero, q)
     >>> float(s) * 3.141592653589793, float(sd)         # 4 kappa_1(0), kappa_0(0)
     (4.0, 0.5)
     >>> import mpmath as mp
@@ -275,7 +278,8 @@ def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
     >>> import torch, ntklib as nk
     >>> layer = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
     >>> one = torch.ones((), dtype=torch.float64)
-    >>> s, t = nk.kernels.layer_step(layer, one, one, one, one)  # u = 1: kappa = 1, NTK 2
+    >>> # u = 1: kappa = 1, NTK 2
+    >>> s, t = nk.kernels.layer_step(layer, one, one, one, one)
     >>> float(s), float(t)
     (1.0, 2.0)
     """
@@ -492,7 +496,7 @@ _PARAMS_DOC = """Parameters
         quadrature activations): memory is the (n, m) result plus about ten tile-sized buffers, and
         each tile's whole recursion runs while it is in cache. On a multi-core CPU the tiles are
         spread over ``torch.get_num_threads()`` threads of a pool of our own, each running its tiles
-        on one intra-op thread; no global setting is changed (see :mod:`ntklib._tiles`).
+        on one intra-op thread; no global setting is changed (see ``ntklib._tiles``).
 
     Raises
     ------
@@ -773,8 +777,7 @@ class _NetworkKernel:
         return theta if self._kernel == "ntk" else sigma
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
+        return call_repr(self, self._params())
 
     def _key(self):
         # closed forms are equal when their names are (a name parses back: nk.get_activation(a.name));
@@ -816,13 +819,14 @@ _CLASS_DOC = r"""The {what} of a deep fully connected network as a kernel object
     >>> import numpy as np, ntklib as nk
     >>> k = nk.{cls}(depth=2, bias_var=[0.0, 0.1, 0.2])
     >>> k
-    {cls}(depth=2, activation='relu', weight_var=None, bias_var=[0.0, 0.1, 0.2])
+    {cls}(depth=2, bias_var=[0.0, 0.1, 0.2])
     >>> X = np.random.default_rng(0).standard_normal((5, 3))
     >>> bool(np.allclose(k.diag(X), np.diag(k(X)), rtol=1e-14))
     True
     >>> eval(repr(k), {{"{cls}": nk.{cls}}}) == k
     True
-    >>> float(nk.{cls}(depth=3).kappa(1.0)) == float(nk.{cls}(depth=3).kappa_mp(1.0))
+    >>> k3 = nk.{cls}(depth=3)
+    >>> float(k3.kappa(1.0)) == float(k3.kappa_mp(1.0))
     True
     """
 

@@ -101,7 +101,8 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
     >>> np.allclose(nk.kernel_regression(K, y), y)
     True
     >>> import torch
-    >>> nk.kernel_regression(torch.from_numpy(K), y).dtype      # a tensor in, a tensor out
+    >>> # a tensor in, a tensor out
+    >>> nk.kernel_regression(torch.from_numpy(K), y).dtype
     torch.float64
     """
     K, y, K_test, floor = _check_inputs(K_train, y, K_test)

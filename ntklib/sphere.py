@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 from scipy import special
 
-from ._arrays import check_choice, check_int
+from ._arrays import call_repr, check_choice, check_int
 from .activations import get_activation
 from .kernels import NNGP, NTK
 
@@ -338,9 +338,9 @@ class SphereKernel:
     >>> import mpmath as mp, ntklib as nk
     >>> k = nk.SphereKernel(depth=2)
     >>> k
-    SphereKernel(depth=2, activation='relu', kernel='ntk', weight_var=None, bias_var=0.0)
+    SphereKernel(depth=2)
     >>> k.network_kernel
-    NTK(depth=2, activation='relu', weight_var=None, bias_var=0.0)
+    NTK(depth=2)
     >>> float(k.kappa(1.0))                    # depth + 1 at u = 1
     3.0
     >>> with mp.workdps(30):                  # the same recursion in mpmath
@@ -360,10 +360,8 @@ class SphereKernel:
         self.weight_var, self.bias_var = weight_var, bias_var
 
     def __repr__(self):
-        return (
-            f"SphereKernel(depth={self.depth!r}, activation={self.activation!r}, kernel={self.kernel!r}, "
-            f"weight_var={self.weight_var!r}, bias_var={self.bias_var!r})"
-        )
+        return call_repr(self, {"depth": self.depth, "activation": self.activation, "kernel": self.kernel,
+                                "weight_var": self.weight_var, "bias_var": self.bias_var})
 
     def __eq__(self, other):
         if not isinstance(other, SphereKernel):

@@ -8,7 +8,7 @@ by line style, never by color.
 
 >>> import ntklib as nk
 >>> from ntklib.style import COLORS, LINESTYLES
->>> COLORS[nk.relu(2).name], COLORS[nk.get_activation("step").name], LINESTYLES["nngp"]
+>>> COLORS[nk.relu(2).name], COLORS[nk.step().name], LINESTYLES["nngp"]
 ('#2ca02c', '#ff7f0e', '--')
 """
 
