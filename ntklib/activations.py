@@ -229,6 +229,10 @@ def _namespace(q11, q22, rho, root):
     """
     if isinstance(rho, torch.Tensor) and isinstance(q11, torch.Tensor) and isinstance(q22, torch.Tensor):
         return _TorchMath, q11, q22, rho, root  # the recursion's hot path: no conversion
+    mpf = mp.mpf
+    if (type(q11) is mpf and type(q22) is mpf and type(rho) is mpf and (root is None or type(root) is mpf)
+            and q11 >= 0 and q22 >= 0 and -1 <= rho <= 1 and (root is None or root >= 0)):
+        return _MpMath, q11, q22, rho, root  # the high-precision recursion's hot path: valid already
     named = {"q11": q11, "q22": q22, "rho": rho, "root": root}
     ref = next((v for v in named.values() if isinstance(v, torch.Tensor)), None)
     if ref is not None:

@@ -157,7 +157,10 @@ def resolve_layers(depth, activation="relu", weight_var=None, bias_var=0.0) -> l
 
 
 def _is_torch(*values) -> bool:
-    return any(isinstance(v, torch.Tensor) for v in values)
+    for v in values:  # a loop, not any(genexpr): this runs once per layer per high-precision node
+        if isinstance(v, torch.Tensor):
+            return True
+    return False
 
 
 #: exact c_sigma per (activation, mpmath precision in bits): a third of kappa_mp's time otherwise
@@ -169,10 +172,18 @@ def _mp_weight(layer: Layer):
 
     if not layer.weight_is_c_sigma:
         return mp.mpf(layer.weight_var)
-    key = (_activation_key(layer.activation), mp.mp.prec)
-    if key not in _MP_C_SIGMA:
-        _MP_C_SIGMA[key] = layer.activation.c_sigma_mp()
-    return _MP_C_SIGMA[key]
+    # cached on the (frozen) layer itself first: the dict lookup below hashes the activation
+    cache = layer.__dict__.get("_mp_c_sigma_cache")
+    if cache is None:
+        cache = {}
+        object.__setattr__(layer, "_mp_c_sigma_cache", cache)
+    prec = mp.mp.prec
+    if prec not in cache:
+        key = (_activation_key(layer.activation), prec)
+        if key not in _MP_C_SIGMA:
+            _MP_C_SIGMA[key] = layer.activation.c_sigma_mp()
+        cache[prec] = _MP_C_SIGMA[key]
+    return cache[prec]
 
 
 def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None):
@@ -235,13 +246,17 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
         return sigma, sigma_dot
     import mpmath as mp
 
-    q11, q12, q22 = mp.mpf(q11), mp.mpf(q12), mp.mpf(q22)
+    mpf = mp.mpf
+    same = q11 is q22  # the unit-sphere recursion: sqrt(q11 q22) = q11, no square root
+    q11, q12 = (q11 if type(q11) is mpf else mpf(q11)), (q12 if type(q12) is mpf else mpf(q12))
+    q22 = q11 if same else (q22 if type(q22) is mpf else mpf(q22))
+    r = q11 if same else mp.sqrt(q11 * q22)
     if rho is None:
-        r = mp.sqrt(q11 * q22)
-        rho = max(min(q12 / r, mp.mpf(1)), mp.mpf(-1)) if r else mp.mpf(0)
-    e, ed = act.duals(q11, q22, mp.mpf(rho), deriv=deriv)
+        rho = max(min(q12 / r, mpf(1)), mpf(-1)) if r else mpf(0)
+    e, ed = act.duals(q11, q22, rho if type(rho) is mpf else mpf(rho), deriv=deriv, root=r)
     w = _mp_weight(layer)
-    return w * e + mp.mpf(layer.bias_var), (w * ed if deriv else None)
+    sigma = w * e + layer.bias_var if layer.bias_var else w * e
+    return sigma, (w * ed if deriv else None)
 
 
 def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
