@@ -221,7 +221,7 @@ def _covers(x, *like) -> bool:
                for t in like)
 
 
-def _namespace(q11, q22, rho, root):
+def _namespace(q11, q22, rho, root, check=True):
     """Pick the math namespace from the arguments' kind and bring them all to that kind.
 
     Any torch tensor among them makes it the torch path (the others are converted to its dtype and
@@ -231,7 +231,7 @@ def _namespace(q11, q22, rho, root):
         return _TorchMath, q11, q22, rho, root  # the recursion's hot path: no conversion
     mpf = mp.mpf
     if (type(q11) is mpf and type(q22) is mpf and type(rho) is mpf and (root is None or type(root) is mpf)
-            and q11 >= 0 and q22 >= 0 and -1 <= rho <= 1 and (root is None or root >= 0)):
+            and (not check or (q11 >= 0 and q22 >= 0 and -1 <= rho <= 1 and (root is None or root >= 0)))):
         return _MpMath, q11, q22, rho, root  # the high-precision recursion's hot path: valid already
     named = {"q11": q11, "q22": q22, "rho": rho, "root": root}
     ref = next((v for v in named.values() if isinstance(v, torch.Tensor)), None)
@@ -405,7 +405,7 @@ class Activation(abc.ABC):
         return self._dsigma(z)
 
     # -- duals -----------------------------------------------------------------------------
-    def duals(self, q11, q22, rho, *, deriv=True, root=None, scale=1):
+    def duals(self, q11, q22, rho, *, deriv=True, root=None, scale=1, check=True):
         r"""Both duals from the variances and the correlation: the step every kernel recursion takes.
 
         For :math:`(u, v) \sim \mathcal N\big(0, \begin{bmatrix} q_{11} & \rho\sqrt{q_{11}q_{22}} \\
@@ -426,6 +426,12 @@ class Activation(abc.ABC):
             Both duals are returned times ``scale`` (a layer's weight variance :math:`c_h`). ReLU and
             the step fold it into their constant :math:`1/(2\pi)`, so it costs no pass there; the
             other activations scale their fresh results in place.
+        check : bool, default True
+            Check mpmath arguments (variances and ``root`` non-negative, :math:`|\rho| \le 1`).
+            ``False`` skips those comparisons, for a caller that guarantees them: the kernels'
+            high-precision recursion, whose variances come from the previous layer and whose
+            correlation it has clipped (the comparisons were a tenth of its time). Tensors are never
+            checked here (the public entry points validate them once).
 
         Returns
         -------
@@ -473,7 +479,7 @@ class Activation(abc.ABC):
         >>> nk.relu(1).duals(q, q, rho, scale=2.0)[1]    # c_sigma kappa_0
         tensor([0.0000, 0.5000, 1.0000], dtype=torch.float64)
         """
-        M, q11, q22, rho, root = _namespace(q11, q22, rho, root)
+        M, q11, q22, rho, root = _namespace(q11, q22, rho, root, check)
         return self._scaled_duals(M, q11, q22, rho, bool(deriv), root, scale)
 
     def _scaled_duals(self, M, q11, q22, rho, deriv: bool, root, scale):
@@ -757,6 +763,8 @@ class ReLUk(ClosedForm):
         return self._k * torch.clamp(z, min=0) ** (self._k - 1)
 
     def _scaled_duals(self, M, q11, q22, rho, deriv, root, scale):
+        if M is _MpMath and scale == 1:  # the high-precision recursion: no indirection
+            return self._formula(M, q11, q22, rho, deriv, root)
         if (self._k <= 1 and M is _TorchMath and not rho.requires_grad and _covers(rho, q11, q22, root)
                 and q11.dtype == q22.dtype == rho.dtype and (root is None or root.dtype == rho.dtype)):
             return _relu_fused(self._k, q11, q22, rho, deriv, root, scale)

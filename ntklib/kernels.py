@@ -250,10 +250,22 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     same = q11 is q22  # the unit-sphere recursion: sqrt(q11 q22) = q11, no square root
     q11, q12 = (q11 if type(q11) is mpf else mpf(q11)), (q12 if type(q12) is mpf else mpf(q12))
     q22 = q11 if same else (q22 if type(q22) is mpf else mpf(q22))
+    if not q11 >= 0 or not (same or q22 >= 0):
+        raise ValueError(f"q11 and q22 must be >= 0 (variances); got {q11} and {q22}")
     r = q11 if same else mp.sqrt(q11 * q22)
     if rho is None:
-        rho = max(min(q12 / r, mpf(1)), mpf(-1)) if r else mpf(0)
-    e, ed = act.duals(q11, q22, rho if type(rho) is mpf else mpf(rho), deriv=deriv, root=r)
+        if r:
+            rho = q12 / r
+            if rho > 1 or rho < -1:  # rounding: clip to [-1, 1]
+                rho = mpf(1) if rho > 0 else mpf(-1)
+        else:
+            rho = mpf(0)
+    else:
+        rho = rho if type(rho) is mpf else mpf(rho)
+        if not -1 <= rho <= 1:
+            raise ValueError(f"rho must lie in [-1, 1] (a correlation); got {rho}")
+    # checked above with the fewest comparisons (they were a tenth of the high-precision time)
+    e, ed = act.duals(q11, q22, rho, deriv=deriv, root=r, check=False)
     w = _mp_weight(layer)
     sigma = w * e + layer.bias_var if layer.bias_var else w * e
     return sigma, (w * ed if deriv else None)

@@ -689,3 +689,22 @@ def test_kappa_mp_with_per_layer_bias_matches_the_40_digit_reference(names, cls)
             ref = _mp_kappa_per_layer_bias(names, mp.mpf(u), biases, ntk=cls is nk.NTK)
             assert abs(got - ref) <= mp.mpf(10) ** -35 * max(1, abs(ref)), (u, got, ref)
     assert float(k.kappa_mp(0.25)) == pytest.approx(float(k.kappa(0.25)), rel=1e-13)
+
+
+def test_high_precision_layer_duals_refuse_invalid_covariances():
+    """The mpmath layer step checks its own inputs once (it skips the duals' checks for speed)."""
+    import mpmath as mp
+
+    layer = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    with pytest.raises(ValueError, match="q11 and q22 must be >= 0"):
+        nk.kernels.layer_duals(layer, mp.mpf(-1), mp.mpf(0), mp.mpf(1))
+    with pytest.raises(ValueError, match="q11 and q22 must be >= 0"):
+        nk.kernels.layer_duals(layer, mp.mpf(1), mp.mpf(0), mp.mpf(-2))
+    with pytest.raises(ValueError, match="rho must lie in"):
+        nk.kernels.layer_duals(layer, mp.mpf(1), mp.mpf(0), mp.mpf(1), rho=mp.mpf("1.5"))
+    # a covariance that rounds just past |rho| = 1 is clipped, not turned complex
+    with mp.workdps(30):
+        s, sd = nk.kernels.layer_duals(layer, mp.mpf(1), mp.mpf(1) + mp.mpf(10) ** -29, mp.mpf(1))
+    assert isinstance(s, mp.mpf) and s == 1 and sd == 1
+    with pytest.raises(ValueError, match="rho must lie"):
+        nk.relu().duals(mp.mpf(1), mp.mpf(1), mp.mpf(2))  # the public duals still check
