@@ -256,7 +256,9 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     if rho is None:
         if r:
             rho = q12 / r
-            if rho > 1 or rho < -1:  # rounding: clip to [-1, 1]
+            if not -1 <= rho <= 1:  # rounding past +-1: clip; NaN: refuse
+                if not (rho > 1 or rho < -1):
+                    raise ValueError(f"q12 must be a finite covariance; got {q12}")
                 rho = mpf(1) if rho > 0 else mpf(-1)
         else:
             rho = mpf(0)
@@ -658,7 +660,10 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
 
 
 def _activation_key(act):
-    return ("closed form", act.name) if act.closed_form else act
+    """What identifies an activation in a cache or a kernel's equality: the activation itself, by its
+    own equality (class and parameters), never its name alone (a user's ClosedForm subclass may
+    share a name with different parameters)."""
+    return act
 
 
 class _NetworkKernel:
@@ -668,8 +673,13 @@ class _NetworkKernel:
 
     def __init__(self, depth, activation="relu", weight_var=None, bias_var=0.0):
         self._bias0, self._layers = _architecture(depth, activation, weight_var, bias_var)
-        self.depth, self.activation = depth, activation
-        self.weight_var, self.bias_var = weight_var, bias_var
+        self._args = (depth, activation, weight_var, bias_var)
+
+    # read-only: every method uses the layers resolved once, at construction
+    depth = property(lambda self: self._args[0], doc="The number of hidden layers (read-only).")
+    activation = property(lambda self: self._args[1], doc="The activation(s), as given (read-only).")
+    weight_var = property(lambda self: self._args[2], doc="The weight variance(s), as given (read-only).")
+    bias_var = property(lambda self: self._args[3], doc="The bias variance(s), as given (read-only).")
 
     def _params(self):
         return dict(depth=self.depth, activation=self.activation, weight_var=self.weight_var,
@@ -764,10 +774,12 @@ class _NetworkKernel:
         Parameters
         ----------
         u : mpmath number or float in [-1, 1]
+            The cosine :math:`x\\cdot y` of two unit vectors (NaN is refused).
 
         Returns
         -------
         mpmath.mpf
+            :math:`\\kappa(u)`, correct to about the working precision.
 
         Raises
         ------
@@ -786,7 +798,7 @@ class _NetworkKernel:
         """
         import mpmath as mp
 
-        if abs(mp.mpf(u)) > 1:
+        if not -1 <= mp.mpf(u) <= 1:  # NaN fails too
             raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
         # Sigma^(h)(x, x) on the unit sphere is the same for every point: computed once per precision
         cache = self.__dict__.setdefault("_mp_variances", {})

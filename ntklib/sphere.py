@@ -355,9 +355,16 @@ class SphereKernel:
     def __init__(self, depth, activation="relu", kernel="ntk", weight_var=None, bias_var=0.0):
         kernel = check_choice(kernel, "kernel", _KERNELS)
         cls = NTK if kernel == "ntk" else NNGP
-        self.network_kernel = cls(depth, activation=activation, weight_var=weight_var, bias_var=bias_var)
-        self.depth, self.activation, self.kernel = depth, activation, kernel
-        self.weight_var, self.bias_var = weight_var, bias_var
+        self._network_kernel, self._kernel_name = cls(depth, activation=activation, weight_var=weight_var,
+                                                       bias_var=bias_var), kernel
+
+    # read-only, like the NTK/NNGP object they come from (its layers are resolved once)
+    network_kernel = property(lambda self: self._network_kernel, doc="The wrapped NTK or NNGP (read-only).")
+    kernel = property(lambda self: self._kernel_name, doc='"ntk" or "nngp" (read-only).')
+    depth = property(lambda self: self._network_kernel.depth, doc="The number of hidden layers (read-only).")
+    activation = property(lambda self: self._network_kernel.activation, doc="The activation(s) (read-only).")
+    weight_var = property(lambda self: self._network_kernel.weight_var, doc="The weight variance(s) (read-only).")
+    bias_var = property(lambda self: self._network_kernel.bias_var, doc="The bias variance(s) (read-only).")
 
     def __repr__(self):
         return call_repr(self, {"depth": self.depth, "activation": self.activation, "kernel": self.kernel,

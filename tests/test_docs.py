@@ -29,13 +29,24 @@ def _public_objects():
 
 
 def _public_methods():
-    """Public methods (and ``__call__``) defined by ntklib's public classes, not inherited from torch."""
+    """Public methods (and ``__call__``) of ntklib's public classes, those inherited from ntklib's own
+    (private) base classes included, but not those of torch's ``nn.Module``. Each is validated where
+    it is defined (the nearest class in the MRO)."""
+    seen = set()
     for name, cls in _public_objects():
         if not inspect.isclass(cls):
             continue
-        for attr, member in vars(cls).items():
-            if inspect.isfunction(member) and (not attr.startswith("_") or attr == "__call__"):
-                yield f"{name}.{attr}", cls, attr
+        done = set()
+        for base in cls.__mro__:
+            if not base.__module__.startswith("ntklib"):
+                continue
+            for attr, member in vars(base).items():
+                if attr in done or not inspect.isfunction(member):
+                    continue
+                done.add(attr)
+                if (not attr.startswith("_") or attr == "__call__") and (base, attr) not in seen:
+                    seen.add((base, attr))
+                    yield f"{name}.{attr}", base, attr
 
 
 #: methods are held to the same sections but Examples (their class's example shows the use)

@@ -708,3 +708,44 @@ def test_high_precision_layer_duals_refuse_invalid_covariances():
     assert isinstance(s, mp.mpf) and s == 1 and sd == 1
     with pytest.raises(ValueError, match="rho must lie"):
         nk.relu().duals(mp.mpf(1), mp.mpf(1), mp.mpf(2))  # the public duals still check
+
+
+def test_kernel_objects_are_read_only_and_keyed_by_the_activation_not_its_name():
+    """Attributes cannot drift from the layers resolved at construction; two closed forms with one
+    name but different parameters are different kernels with different exact c_sigma."""
+    import mpmath as mp
+
+    from ntklib.activations import ClosedForm
+
+    class Lin(ClosedForm):
+        def __init__(self, a):
+            self.a = a
+            super().__init__("lin")
+
+        def _sigma(self, z):
+            return self.a * z
+
+        def _dsigma(self, z):
+            return self.a * torch.ones_like(z)
+
+        def _formula(self, M, q11, q22, rho, deriv, root):
+            s = M.sqrt(q11 * q22) if root is None else root
+            return self.a**2 * s * rho, (M.full(self.a**2, q11, q22, rho) if deriv else None)
+
+        def _key(self):
+            return (self.a,)
+
+    k1, k3 = nk.NTK(depth=2, activation=Lin(1.0), bias_var=0.5), nk.NTK(depth=2, activation=Lin(3.0), bias_var=0.5)
+    assert k1 != k3
+    with mp.workdps(30):
+        v1, v3 = k1.kappa_mp(mp.mpf("0.3")), k3.kappa_mp(mp.mpf("0.3"))
+    # c_sigma = 1/a^2 cancels a^2: both kernels are the identity network's, in float64 and mpmath
+    assert float(v1) == pytest.approx(float(k1.kappa(0.3)), rel=1e-14)
+    assert float(v3) == pytest.approx(float(k3.kappa(0.3)), rel=1e-14)
+    assert float(v3) == pytest.approx(float(v1), rel=1e-14)
+    with pytest.raises(AttributeError):
+        k1.depth = 3
+    with pytest.raises(AttributeError):
+        nk.SphereKernel(2).depth = 3
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        nk.NTK(depth=2).kappa_mp(float("nan"))
