@@ -359,7 +359,7 @@ class SphereKernel:
                                                        bias_var=bias_var), kernel
 
     # read-only, like the NTK/NNGP object they come from (its layers are resolved once)
-    network_kernel = property(lambda self: self._network_kernel, doc="The wrapped NTK or NNGP (read-only).")
+    network_kernel = property(lambda self: self._network_kernel)  # documented under Attributes above
     kernel = property(lambda self: self._kernel_name, doc='"ntk" or "nngp" (read-only).')
     depth = property(lambda self: self._network_kernel.depth, doc="The number of hidden layers (read-only).")
     activation = property(lambda self: self._network_kernel.activation, doc="The activation(s) (read-only).")
