@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from ._arrays import check_int, scalar_or_array, to_tensor
+from ._math import MpMath as _MpMath, TorchMath as _TorchMath, covers as _covers
 
 __all__ = [
     # the classes: an abstract base, the closed forms, the quadrature
@@ -154,71 +155,9 @@ def _double_factorial_odd(k: int) -> int:
     return math.prod(range(1, 2 * k, 2))
 
 
-# --------------------------------------------------------------------------------------------
-# The two math namespaces a closed form is written against
-# --------------------------------------------------------------------------------------------
-class _TorchMath:
-    """The operations of a closed form on float tensors (elementwise, broadcasting)."""
-
-    pi = math.pi
-    sqrt = staticmethod(torch.sqrt)
-    acos = staticmethod(torch.acos)
-    atan2 = staticmethod(torch.atan2)
-    exp = staticmethod(torch.exp)
-    expm1 = staticmethod(torch.expm1)
-    sign = staticmethod(torch.sign)
-    addcmul = staticmethod(torch.addcmul)  # a + b * c in one pass
-
-    @staticmethod
-    def full(value, *like):
-        """A tensor of ``value`` with the broadcast shape, dtype and device of ``like``."""
-        ref = like[-1]
-        return torch.full(torch.broadcast_shapes(*(t.shape for t in like)), value, dtype=ref.dtype, device=ref.device)
-
-    @staticmethod
-    def broadcast(x, *like):
-        """``x`` with the broadcast shape of ``x`` and ``like`` (a no-op in the recursion, where the
-        correlation has the full shape already)."""
-        if _covers(x, *like):
-            return x  # x already has the full shape
-        return x.expand(torch.broadcast_shapes(x.shape, *(t.shape for t in like))).contiguous()
-
-
-class _MpMath:
-    """The same operations on mpmath numbers, at the caller's current mpmath precision."""
-
-    pi = mp.pi  # a lazy constant: evaluated at the working precision where it is used
-    sqrt = staticmethod(mp.sqrt)
-    acos = staticmethod(mp.acos)
-    atan2 = staticmethod(mp.atan2)
-    exp = staticmethod(mp.exp)
-    expm1 = staticmethod(mp.expm1)
-    sign = staticmethod(mp.sign)
-
-    @staticmethod
-    def addcmul(a, b, c):
-        return a + b * c
-
-    @staticmethod
-    def full(value, *like):
-        return mp.mpf(value)
-
-    @staticmethod
-    def broadcast(x, *like):
-        return x
-
-
 def _times(M, t, scale):
     """``scale * t``: in place for a tensor (the formulas return new tensors), exact for mpmath."""
     return t.mul_(scale) if M is _TorchMath else t * scale
-
-
-def _covers(x, *like) -> bool:
-    """Whether tensor ``x`` already has the broadcast shape of ``x`` and ``like`` (no
-    torch.broadcast_shapes, ~80 us)."""
-    xs = x.shape
-    return all(t is None or (len(t.shape) <= len(xs) and all(n in (1, m) for n, m in zip(reversed(t.shape), reversed(xs))))
-               for t in like)
 
 
 def _namespace(q11, q22, rho, root, check=True):

@@ -28,24 +28,9 @@ import torch
 
 from ._arrays import (as_points, call_repr, check_same_features, check_variance, resolve_dtype, returns_like,
                       scalar_or_array, to_tensor)
+from ._math import MpMath, TorchMath
 
 __all__ = ["Laplace", "Gaussian", "Matern", "ExpPower"]
-
-
-class _TorchMath:
-    """The operations a profile needs, on torch tensors (constants stay Python floats)."""
-
-    exp = staticmethod(torch.exp)
-    sqrt = staticmethod(math.sqrt)
-    const = staticmethod(float)
-
-
-class _MpMath:
-    """The same operations on mpmath numbers, at mpmath's current precision."""
-
-    exp = staticmethod(mpmath.exp)
-    sqrt = staticmethod(mpmath.sqrt)
-    const = staticmethod(mpmath.mpf)
 
 
 class _Radial:
@@ -93,7 +78,7 @@ class _Radial:
         # the distance of the differences (no |x|^2 + |y|^2 - 2 x.y cancellation): exactly symmetric,
         # exactly 0 on the diagonal
         r = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
-        return returns_like(X, self._profile(r, _TorchMath))
+        return returns_like(X, self._profile(r, TorchMath))
 
     def diag(self, X, *, dtype=None):
         r"""The diagonal :math:`k(x_i, x_i) = \phi(0)` of ``self(X)``, without the matrix (:math:`O(n)`).
@@ -122,7 +107,7 @@ class _Radial:
         [1.0, 1.0, 1.0]
         """
         x = as_points(X, "X", dtype=resolve_dtype(dtype))
-        return returns_like(X, self._profile(x.new_zeros(x.shape[0]), _TorchMath))
+        return returns_like(X, self._profile(x.new_zeros(x.shape[0]), TorchMath))
 
     def profile(self, r):
         r""":math:`\phi(r)`, the kernel as a function of the distance.
@@ -151,7 +136,7 @@ class _Radial:
         t = to_tensor(r, "r", dtype=torch.float64)
         if t.numel() and bool((t < 0).any()):
             raise ValueError("distances r must be >= 0")
-        return scalar_or_array(r, self._profile(t, _TorchMath))
+        return scalar_or_array(r, self._profile(t, TorchMath))
 
     def kappa(self, u):
         r"""The kernel of two unit vectors with :math:`x\cdot y = u`: :math:`\phi(\sqrt{2(1-u)})`.
@@ -180,7 +165,7 @@ class _Radial:
         t = to_tensor(u, "u", dtype=torch.float64)
         if t.numel() and bool((t.abs() > 1).any()):
             raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
-        return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)), _TorchMath))
+        return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)), TorchMath))
 
     def kappa_mp(self, u):
         r""":meth:`kappa` at one point, in mpmath at its current precision (``mpmath.mp.dps``).
@@ -214,7 +199,7 @@ class _Radial:
         u = mpmath.mpf(u)
         if not -1 <= u <= 1:
             raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
-        return self._profile(mpmath.sqrt(2 * (1 - u)), _MpMath)
+        return self._profile(mpmath.sqrt(2 * (1 - u)), MpMath)
 
     def _params(self):
         return {name: getattr(self, name) for name in self._param_names}
@@ -328,7 +313,7 @@ class Matern(_Radial):
 
     def _profile(self, r, m):
         p = self._p
-        z = m.sqrt(2 * p + 1) * r / m.const(self.scale)
+        z = m.const(2 * p + 1) ** 0.5 * r / m.const(self.scale)
         # integer coefficients (p+i)!/(i!(p-i)!) and the integer (2p)!/p!: exact in both namespaces
         poly = sum(math.factorial(p + i) // (math.factorial(i) * math.factorial(p - i)) * (2 * z) ** (p - i)
                    for i in range(p + 1))

@@ -163,26 +163,20 @@ def _is_torch(*values) -> bool:
     return False
 
 
-#: exact c_sigma per (activation, mpmath precision in bits): a third of kappa_mp's time otherwise
-_MP_C_SIGMA = {}
-
-
 def _mp_weight(layer: Layer):
     import mpmath as mp
 
     if not layer.weight_is_c_sigma:
         return mp.mpf(layer.weight_var)
-    # cached on the (frozen) layer itself first: the dict lookup below hashes the activation
+    # the exact c_sigma, cached on the (frozen) layer per precision in bits: recomputing it was a
+    # third of kappa_mp's time (a kernel object keeps its layers, so repeated calls hit the cache)
     cache = layer.__dict__.get("_mp_c_sigma_cache")
     if cache is None:
         cache = {}
         object.__setattr__(layer, "_mp_c_sigma_cache", cache)
     prec = mp.mp.prec
     if prec not in cache:
-        key = (_activation_key(layer.activation), prec)
-        if key not in _MP_C_SIGMA:
-            _MP_C_SIGMA[key] = layer.activation.c_sigma_mp()
-        cache[prec] = _MP_C_SIGMA[key]
+        cache[prec] = layer.activation.c_sigma_mp()
     return cache[prec]
 
 
@@ -659,13 +653,6 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     return scalar_or_array(u, out)
 
 
-def _activation_key(act):
-    """What identifies an activation in a cache or a kernel's equality: the activation itself, by its
-    own equality (class and parameters), never its name alone (a user's ClosedForm subclass may
-    share a name with different parameters)."""
-    return act
-
-
 class _NetworkKernel:
     """The kernel contract of :func:`ntk` / :func:`nngp` as an object (see :class:`NTK`)."""
 
@@ -819,11 +806,9 @@ class _NetworkKernel:
         return call_repr(self, self._params())
 
     def _key(self):
-        # closed forms are equal when their names are (a name parses back: nk.get_activation(a.name));
-        # quadrature activations by their own equality
-        layers = tuple((_activation_key(layer.activation), layer.weight_var, layer.bias_var, layer.weight_is_c_sigma)
-                       for layer in self._layers)
-        return type(self).__name__, self._bias0, layers
+        # the resolved layers (a Layer compares its activation by the activation's own equality:
+        # class and parameters, not the name alone)
+        return type(self).__name__, self._bias0, tuple(self._layers)
 
     def __eq__(self, other):
         return type(other) is type(self) and self._key() == other._key()
