@@ -37,6 +37,7 @@ its device; float64 unless asked. The package never imports matplotlib.
 >>> nk.NTK(depth=2)
 NTK(depth=2)
 """
+from ._arrays import TooLargeError
 from . import (
     activations,
     book,
@@ -153,6 +154,8 @@ __all__ = [
     "IllConditionedWarning",
     # progress bars
     "progress_bar",
+    # a call refused before it starts (past a documented size or cost limit)
+    "TooLargeError",
     # modules
     "activations",
     "kernels",

@@ -51,8 +51,8 @@ def to_tensor(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:
             raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
         if a.dtype.kind != "f":
             a = a.astype(np.float64)
-        if not a.flags.writeable:
-            a = a.copy()
+        if not a.flags.writeable or any(stride < 0 for stride in a.strides):
+            a = a.copy()  # torch refuses negative strides (np.flip, x[::-1]) and read-only memory
         t = torch.as_tensor(a)
     if t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_TYPES):
         raise TypeError(f"{name} must be a real numeric array; got dtype {t.dtype}")
@@ -90,6 +90,88 @@ def check_int(value, name: str, minimum: int, meaning: str = "") -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}{what}; got {value}")
     return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """A bool (numpy's included), or a TypeError naming ``name``: ``"no"`` is not taken as true.
+
+    Examples
+    --------
+    >>> from ntklib._arrays import check_bool
+    >>> check_bool(False, "fix")
+    False
+    >>> check_bool("no", "fix")
+    Traceback (most recent call last):
+    ...
+    TypeError: fix must be True or False; got 'no'
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
+class TooLargeError(ValueError):
+    """A call that would exceed a documented size or cost limit, refused before the work starts.
+
+    The message names the argument that sets the limit, so the caller can raise it knowingly.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> issubclass(nk.TooLargeError, ValueError)
+    True
+    """
+
+
+def check_budget(needed, limit, *, what: str, unit: str, knob: str) -> None:
+    """Raise :class:`TooLargeError` when ``needed > limit`` (both in ``unit``), naming ``knob``.
+
+    Examples
+    --------
+    >>> from ntklib._arrays import check_budget
+    >>> check_budget(10, 100, what="the grid", unit="bytes", knob="max_bytes")
+    >>> check_budget(1e10, 1e9, what="the pixel pairs", unit="bytes", knob="max_bytes")
+    Traceback (most recent call last):
+    ...
+    ntklib._arrays.TooLargeError: the pixel pairs would need 1e+10 bytes, over the limit of 1e+09 bytes; pass a larger max_bytes to allow it
+    """
+    if needed > limit:
+        raise TooLargeError(
+            f"{what} would need {needed:.3g} {unit}, over the limit of {limit:.3g} {unit}; "
+            f"pass a larger {knob} to allow it"
+        )
+
+
+def real_array(x, name: str) -> np.ndarray:
+    """``x`` as a float64 numpy array of finite reals, or a TypeError/ValueError naming ``name``.
+
+    Strings, objects and complex numbers are refused (numpy would drop an imaginary part with only
+    a ComplexWarning); tensors are detached and copied to the CPU.
+
+    Examples
+    --------
+    >>> from ntklib._arrays import real_array
+    >>> real_array([1, 2], "t").dtype
+    dtype('float64')
+    >>> real_array([1j], "t")
+    Traceback (most recent call last):
+    ...
+    TypeError: t must be a real numeric array; got dtype complex128
+    """
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise TypeError(f"{name} must be a real numeric array; got dtype {x.dtype}")
+        x = x.detach().cpu().to(torch.float64).numpy()
+    try:
+        a = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be a real numeric array; got {type(x).__name__}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if a.size and not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf; every entry must be finite")
+    return a
 
 
 def check_depth(depth) -> int:
