@@ -37,14 +37,45 @@ class _Output(nn.Module):
         return self.model(x)[:, self.index]
 
 
-def _points_for(model, X, name):
+def _trainable(model):
+    """The parameters the empirical NTK differentiates: those with ``requires_grad`` (name -> tensor)."""
+    params = {k: v for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ValueError(
+            f"model {type(model).__name__} has no trainable parameters (none with requires_grad=True); "
+            "the empirical NTK is a sum over trainable parameters and would be identically 0"
+        )
+    return params
+
+
+def _as_batch(model, X, name):
     """Inputs as a tensor of the model's dtype and device: (n, d) for an MLP, batch-first otherwise."""
-    p = next(model.parameters())
+    p = next(iter(_trainable(model).values()))
     if isinstance(model, MLP):
         return as_points(X, name, dtype=p.dtype, device=p.device)
     t = to_tensor(X, name, dtype=p.dtype, device=p.device)
     if t.ndim < 2:
-        raise ValueError(f"{name} must be a batch of inputs with the batch on the first axis; got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be a batch of inputs with the batch on the first axis; got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def _points_for(model, X, name):
+    """:func:`_as_batch`, checked to be inputs the model takes (a Y of the same sample shape is too)."""
+    t = _as_batch(model, X, name)
+    if isinstance(model, MLP):
+        if t.shape[1] != model.d_in:
+            raise ValueError(f"{name} has {t.shape[1]} features but the MLP takes d_in={model.d_in}")
+        return t
+    try:  # one sample through the model: a shape error names the argument, not torch's matmul
+        with torch.no_grad():
+            model(t[:1])
+    except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"model {type(model).__name__} cannot be applied to {name} of shape {tuple(t.shape)} "
+            f"(samples of shape {tuple(t.shape[1:])}): {exc}"
+        ) from exc
     return t
 
 
@@ -59,8 +90,11 @@ def _signals(model: MLP, inp):
             if out.shape != (inp.shape[0],):
                 raise ValueError("the model must map each input to a scalar output")
             # a layer the output does not depend on through autograd (below a step activation,
-            # whose derivative autograd takes as 0) gets no gradient: its signal is 0
-            deltas = torch.autograd.grad(out.sum(), [z for _, _, z in record], allow_unused=True)
+            # whose derivative autograd takes as 0) gets no gradient: its signal is 0; so does a
+            # layer whose output needs none (frozen parameters and a constant input): it adds nothing
+            live = [z for _, _, z in record if z.requires_grad] if out.requires_grad else []
+            grads = iter(torch.autograd.grad(out.sum(), live, allow_unused=True) if live else ())
+            deltas = [next(grads) if out.requires_grad and z.requires_grad else None for _, _, z in record]
     finally:
         for h in hooks:
             h.remove()
@@ -68,15 +102,20 @@ def _signals(model: MLP, inp):
             for (mod, a, z), dz in zip(record, deltas)]
 
 
+def _trains(param):
+    return param is not None and param.requires_grad
+
+
 def _structured_ntk(model: MLP, x, y, symmetric):
-    """Sum over dense layers of s_W^2 (a_x a_y^T) * (d_x d_y^T) + s_b^2 d_x d_y^T."""
+    """Sum over dense layers of s_W^2 (a_x a_y^T) * (d_x d_y^T) + s_b^2 d_x d_y^T (trainable terms only)."""
     sx = _signals(model, x)
     sy = sx if symmetric else _signals(model, y)
     theta = torch.zeros(x.shape[0], y.shape[0], dtype=torch.float64, device=x.device)
     for (mod, ax, dx), (_, ay, dy) in zip(sx, sy):
         dd = (dx @ dy.T).to(torch.float64)
-        theta += mod.weight_scale**2 * (ax @ ay.T).to(torch.float64) * dd
-        if mod.bias is not None:
+        if _trains(mod.weight):
+            theta += mod.weight_scale**2 * (ax @ ay.T).to(torch.float64) * dd
+        if _trains(mod.bias):
             theta += mod.bias_scale**2 * dd
     return theta
 
@@ -86,17 +125,21 @@ def _structured_diag(model: MLP, x):
     out = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for mod, a, d in _signals(model, x):
         dd = (d * d).sum(1).to(torch.float64)
-        out += mod.weight_scale**2 * (a * a).sum(1).to(torch.float64) * dd
-        if mod.bias is not None:
+        if _trains(mod.weight):
+            out += mod.weight_scale**2 * (a * a).sum(1).to(torch.float64) * dd
+        if _trains(mod.bias):
             out += mod.bias_scale**2 * dd
     return out
 
 
 def _jacobian(model):
-    """inp -> the (batch, #params) Jacobian of a scalar-output model, by vmapped torch.func.jacrev."""
+    """inp -> the (batch, #trainable params) Jacobian of a scalar-output model, by vmapped torch.func.jacrev.
+
+    Frozen parameters (``requires_grad=False``) are not differentiated: functional_call takes them
+    from the module as constants."""
     from torch.func import functional_call, jacrev, vmap
 
-    params = {k: v.detach() for k, v in model.named_parameters()}
+    params = {k: v.detach() for k, v in _trainable(model).items()}
 
     def f(p, xi):
         out = functional_call(model, p, (xi[None],))
@@ -157,6 +200,10 @@ def _prepare(model, method, chunk_size, output):
 def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None):
     r"""The empirical NTK :math:`\langle\partial_\theta f(x_i), \partial_\theta f(y_j)\rangle` of a torch module.
 
+    :math:`\theta` is the model's *trainable* parameters: a frozen one (``requires_grad=False``) is
+    left out by both methods. Below a step activation (derivative 0 almost everywhere) the gradient is
+    0, so those layers contribute nothing.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -189,8 +236,9 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
         If ``model`` is not a ``torch.nn.Module``.
     ValueError
         For an unknown ``method``, ``method="structured"`` on a module that is not an MLP, a model
-        whose output is not one scalar per input, inputs with NaN or inf, or ``X`` and ``Y`` with
-        different feature shapes.
+        whose output is not one scalar per input, a model without trainable parameters, inputs with
+        NaN or inf, inputs the model cannot take (the wrong number of features: the message names
+        ``X`` or ``Y``), or ``X`` and ``Y`` with different feature shapes.
 
     See Also
     --------
@@ -213,8 +261,8 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
     model, structured = _prepare(model, method, chunk_size, output)
     x = _points_for(model, X, "X")
     symmetric = Y is None
-    y = x if symmetric else _points_for(model, Y, "Y")
-    check_same_features(x, y)
+    y = x if symmetric else _as_batch(model, Y, "Y")
+    check_same_features(x, y)  # so Y has samples the model takes, as X has
     if structured:
         theta = _structured_ntk(model, x, y, symmetric)
     else:

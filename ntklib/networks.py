@@ -275,7 +275,14 @@ class MLP(nn.Module):
         -------
         torch.Tensor, shape (n,)
             :math:`f(x_i)` for each input.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not a 2-D batch of ``d_in`` features.
         """
+        if x.ndim != 2 or x.shape[1] != self.d_in:
+            raise ValueError(f"x must have shape (n, d_in={self.d_in}); got {tuple(x.shape)}")
         out = self._stack(self.layers, x)
         if self.twin is not None:
             out = (out - self._stack(self.twin, x)) / math.sqrt(2)
@@ -448,7 +455,18 @@ class CNN(nn.Module):
         -------
         torch.Tensor, shape (n,) or (n, outputs)
             One scalar per image, or ``outputs`` of them when ``outputs > 1``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not a 4-D batch of ``in_channels`` images of ``image_shape`` (GAP too: the
+            network was built, and its kernel defined, for that image size).
         """
+        expected = (self.in_channels, *self.image_shape)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"x must have shape (n, in_channels, H, W) = (n, {', '.join(map(str, expected))}); got {tuple(x.shape)}"
+            )
         q, standard = self.q, self.parameterization == "standard"
         z = F.conv2d(x, self.convs[0], padding=q // 2)
         if not standard:

@@ -43,6 +43,37 @@ def test_uint8_pixels_are_scaled_the_same_way_in_both_preprocessors():
     np.testing.assert_allclose(nk.data.standardize(a)[0], nk.data.standardize(a / 255.0)[0], rtol=1e-12)
 
 
+def test_standardize_refuses_a_test_set_with_other_channels():
+    """A 3-channel train and a 1-channel test set broadcast silently (the test set got three channels)."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"train and others\[0\] must hold samples of the same shape; got train "
+                                         r"with \(3, 4, 4\) and others\[0\] with \(1, 4, 4\)"):
+        nk.data.standardize(rng.random((5, 3, 4, 4)), rng.random((2, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("train, eps, match", [
+    (np.ones((6, 1, 2, 2)), 0.1, "train is constant"),          # all-NaN before: 0 / sqrt(0)
+    (np.random.default_rng(0).random((6, 4)), 0.0, "eps must be > 0"),
+    (np.random.default_rng(0).random((6, 4)), -1e-3, "eps must be > 0"),
+    (np.random.default_rng(0).random((1, 4)), 0.1, "at least 2 samples"),  # LinAlgError before
+])
+def test_zca_whiten_eps_zero_constant_images_or_one_sample_are_refused_not_nan(train, eps, match):
+    with pytest.raises(ValueError, match=match):
+        nk.data.zca_whiten(train, eps=eps)
+
+
+def test_zca_whiten_is_finite_for_rank_deficient_data_at_tiny_eps():
+    """Fewer samples than dimensions (rank 2 in R^4): finite, and on the data's span the whitened
+    covariance is the identity to O(eps), the reference lam / (lam + eps mean lam)."""
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    w, = nk.data.zca_whiten(x, eps=1e-10)
+    assert np.all(np.isfinite(w))
+    lam = np.linalg.eigvalsh(np.cov(x, rowvar=False))
+    got = np.linalg.eigvalsh(np.cov(w, rowvar=False))
+    np.testing.assert_allclose(got[-2:], lam[-2:] / (lam[-2:] + 1e-10 * lam.mean()), rtol=1e-8)
+    np.testing.assert_allclose(got[:2], 0, atol=1e-8)  # the directions the data does not span stay empty
+
+
 @pytest.mark.parametrize("call, err, match", [
     (lambda: nk.data.sphere(0, 3, seed=0), ValueError, "n must be >= 1"),
     (lambda: nk.data.sphere(5, 1, seed=0), ValueError, "d must be >= 2"),
@@ -53,6 +84,8 @@ def test_uint8_pixels_are_scaled_the_same_way_in_both_preprocessors():
     (lambda: nk.data.zca_whiten(np.ones((5, 3)), eps="0.1"), TypeError, "eps must be a real number"),
     (lambda: nk.data.zca_whiten(np.ones((5, 3))), ValueError, "train is constant"),
     (lambda: nk.data.zca_whiten(np.ones((1, 3))), ValueError, "at least 2 samples"),
+    (lambda: nk.data.zca_whiten(np.arange(3.0)[None]), ValueError, "at least 2 samples"),
+    (lambda: nk.data.zca_whiten(np.eye(3), eps=-0.1), ValueError, "eps must be > 0"),
     (lambda: nk.data.zca_whiten(np.ones(3)), ValueError, "train must have shape"),
     (lambda: nk.data.zca_whiten(np.eye(3), np.ones((2, 4))), ValueError, r"train and others\[0\] must have the same number"),
     (lambda: nk.data.zca_whiten(np.eye(3), np.full((2, 3), np.nan)), ValueError, r"others\[0\] contains NaN"),

@@ -311,3 +311,74 @@ def test_structured_ntk_of_a_step_network_matches_autograd():
             h = net.activation(layer(h))
         gram = (net.layers[-1].weight_scale ** 2 * h @ h.T).numpy()
     np.testing.assert_allclose(structured, gram, atol=1e-13)
+
+
+def _autograd_ntk(model, X):
+    """Independent reference: per-sample backward passes, the gradient over trainable parameters only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for x in torch.as_tensor(X):
+        grads = torch.autograd.grad(model(x[None]).sum(), params, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]))
+    J = torch.stack(rows)
+    return (J @ J.T).detach().numpy()
+
+
+def test_empirical_ntk_jacobian_method_excludes_frozen_parameters():
+    """A frozen first-layer weight and a frozen hidden bias: both methods (and diag) agree with the
+    trainable-parameter reference, which differs from the kernel over every parameter."""
+    X = sphere(5, d=3)
+    net = nk.MLP(3, 8, 2, bias_var=0.3, seed=0)
+    everything = nk.empirical_ntk(net, X)
+    net.layers[0].weight.requires_grad_(False)
+    net.layers[1].bias.requires_grad_(False)
+    ref = _autograd_ntk(net, X)
+    assert np.abs(ref - everything).max() > 0.1 * np.abs(everything).max()
+    for method in ("structured", "jacobian"):
+        np.testing.assert_allclose(nk.empirical_ntk(net, X, method=method), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(nk.EmpiricalNTK(net, method=method).diag(X), np.diag(ref), rtol=1e-12)
+
+
+def test_empirical_ntk_with_a_frozen_first_layer_without_bias_does_not_need_its_grad():
+    """The structured path used to differentiate the frozen layer's output ("does not require grad")."""
+    X = sphere(4, d=3)
+    net = nk.MLP(3, 6, 1, seed=1)
+    net.layers[0].weight.requires_grad_(False)
+    np.testing.assert_allclose(nk.empirical_ntk(net, X), _autograd_ntk(net, X), rtol=1e-12, atol=1e-12)
+
+
+def test_empirical_ntk_of_a_step_network_with_a_frozen_readout_is_zero():
+    """Every trainable parameter sits below the step, whose derivative is 0: the kernel is exactly 0."""
+    X = sphere(4, d=3)
+    net = nk.MLP(3, 6, 2, activation="step", seed=0)
+    net.layers[-1].weight.requires_grad_(False)
+    for method in ("structured", "jacobian"):
+        np.testing.assert_array_equal(nk.empirical_ntk(net, X, method=method), np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("model", [torch.nn.Identity(), torch.nn.Sequential(), "frozen MLP"])
+def test_empirical_ntk_of_a_model_without_trainable_parameters_is_refused(model):
+    """It raised StopIteration (no parameters) or "does not require grad" (all frozen)."""
+    if model == "frozen MLP":
+        model = nk.MLP(3, 4, 1, seed=0).requires_grad_(False)
+    with pytest.raises(ValueError, match="has no trainable parameters"):
+        nk.empirical_ntk(model, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="has no trainable parameters"):
+        nk.EmpiricalNTK(model, method="jacobian").diag(np.ones((2, 3)))
+
+
+def test_empirical_ntk_wrong_number_of_features_names_the_argument():
+    """It was torch's "mat1 and mat2 shapes cannot be multiplied"."""
+    net = nk.MLP(3, 4, 1, seed=0)
+    for method in ("structured", "jacobian"):
+        with pytest.raises(ValueError, match="X has 5 features but the MLP takes d_in=3"):
+            nk.empirical_ntk(net, np.ones((2, 5)), method=method)
+        with pytest.raises(ValueError, match="X and Y must have the same number of features; got X with 3 and Y with"):
+            nk.empirical_ntk(net, np.ones((2, 3)), np.ones((2, 4)), method=method)
+    with pytest.raises(ValueError, match="X has 5 features"):
+        nk.EmpiricalNTK(net).diag(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"model Linear cannot be applied to X of shape \(2, 5\).*mat1 and mat2"):
+        nk.empirical_ntk(torch.nn.Linear(3, 1).double(), np.ones((2, 5)))
+    cnn = nk.CNN(1, 4, 1, image_shape=(5, 5), seed=0)
+    with pytest.raises(ValueError, match=r"model CNN cannot be applied to X of shape \(2, 1, 6, 6\)"):
+        nk.empirical_ntk(cnn, np.ones((2, 1, 6, 6)))

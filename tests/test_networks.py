@@ -219,7 +219,7 @@ def test_cnn_repr_is_the_constructor_call():
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), again.parameters()))
 
 
-@pytest.mark.parametrize("shape", [(6,), (6, 0), (6, 6, 6), (6.0, 6), "66", (True, 6), 6])
+@pytest.mark.parametrize("shape", [(6,), (6, 0), (0, 0), (6, 6, 6), (6.0, 6), "66", (True, 6), 6])
 def test_cnn_image_shape_must_be_a_pair_of_positive_ints(shape):
     with pytest.raises(ValueError, match="image_shape must be a pair of positive ints"):
         CNN(1, 4, 1, image_shape=shape, seed=0)
@@ -234,3 +234,68 @@ def test_cnn_validation():
         CNN(1, 4, 1, image_shape=(5, 5), parameterization="muP", seed=0)
     with pytest.raises(ValueError, match="output_scale must be finite and nonzero"):
         CNN(1, 4, 1, image_shape=(5, 5), output_scale=0, seed=0)
+
+
+@pytest.mark.parametrize("pooling", ["gap", "vanilla"])
+@pytest.mark.parametrize("shape", [(1, 6, 6), (3, 5, 5), (1, 5)])
+def test_cnn_mismatched_image_shape_is_refused(pooling, shape):
+    """GAP ignored another image size (vanilla failed in einsum): both refuse images not of image_shape."""
+    net = CNN(1, 4, 1, image_shape=(5, 5), pooling=pooling, seed=0)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, in_channels, H, W\) = \(n, 1, 5, 5\)"):
+        net(torch.ones(2, *shape, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("pooling", ["gap", "vanilla"])
+@pytest.mark.parametrize("q", [2, 4])
+def test_cnn_even_filter_size_is_refused_not_another_architecture(pooling, q):
+    with pytest.raises(ValueError, match=f"filter_size must be odd .*got {q}"):
+        CNN(1, 4, 1, image_shape=(6, 6), filter_size=q, pooling=pooling, seed=0)
+
+
+def test_mlp_wrong_number_of_features_is_refused():
+    """It was torch's "mat1 and mat2 shapes cannot be multiplied"."""
+    net = MLP(3, 4, 1, seed=0)
+    for x in (torch.ones(2, 5, dtype=torch.float64), torch.ones(3, dtype=torch.float64)):
+        with pytest.raises(ValueError, match=r"x must have shape \(n, d_in=3\)"):
+            net(x)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), np.float32("nan"), float("inf"), -float("inf")])
+def test_output_scale_nan_is_refused(bad):
+    with pytest.raises(ValueError, match="output_scale must be finite and nonzero"):
+        MLP(3, 4, 1, output_scale=bad, seed=0)
+    with pytest.raises(ValueError, match="output_scale must be finite and nonzero"):
+        CNN(1, 4, 1, image_shape=(5, 5), output_scale=bad, seed=0)
+
+
+def test_mlp_calls_its_activation_through_the_public_call():
+    """A numpy ufunc is wrapped in an Activation; the network calls activation(z), its __call__ (which
+    handles tensors that require grad), never a numpy path of its own."""
+    calls = []
+
+    class Spy(nk.Quadrature):
+        def __call__(self, z):
+            calls.append(z.requires_grad)
+            return super().__call__(z)
+
+    net = MLP(3, 4, 2, activation=Spy(torch.tanh), seed=0)
+    x = torch.ones(2, 3, dtype=torch.float64)
+    net(x).sum().backward()
+    assert calls == [True, True]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10: numpy ufuncs on requires-grad tensors, fixed in Quadrature.__call__ "
+                   "on branch act2")
+def test_mlp_with_a_numpy_ufunc_activation_trains_like_torch_tanh():
+    """MLP(activation=np.tanh) failed with "Can't call numpy() on Tensor that requires grad"; its output
+    and gradients must be those of the same network with torch.tanh."""
+    x = torch.from_numpy(sphere(3, d=3))
+    grads = []
+    for act in (np.tanh, torch.tanh):
+        net = MLP(3, 5, 2, activation=act, seed=0)
+        out = net(x)
+        out.sum().backward()
+        grads.append((out.detach(), [p.grad for p in net.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
