@@ -50,7 +50,9 @@ def _trainable(model):
 
 def _as_batch(model, X, name):
     """Inputs as a tensor of the model's dtype and device: (n, d) for an MLP, batch-first otherwise."""
-    p = next(iter(_trainable(model).values()))
+    p = next(model.parameters(), None)
+    if p is None:
+        raise ValueError(f"model {type(model).__name__} has no parameters (they give the inputs' dtype and device)")
     if isinstance(model, MLP):
         return as_points(X, name, dtype=p.dtype, device=p.device)
     t = to_tensor(X, name, dtype=p.dtype, device=p.device)
@@ -62,13 +64,23 @@ def _as_batch(model, X, name):
 
 
 def _points_for(model, X, name):
-    """:func:`_as_batch`, checked to be inputs the model takes (a Y of the same sample shape is too)."""
+    """:func:`_as_batch`, for an MLP checked to have its ``d_in`` features."""
     t = _as_batch(model, X, name)
+    if isinstance(model, MLP) and t.shape[1] != model.d_in:
+        raise ValueError(f"{name} has {t.shape[1]} features but the MLP takes d_in={model.d_in}")
+    return t
+
+
+def _ntk_inputs(model, X, name):
+    """:func:`_points_for` for the empirical NTK: the model has trainable parameters and takes X.
+
+    A module other than an MLP is tried on one sample (the generic path applies it sample by
+    sample), so that a shape error names the argument instead of torch's matmul."""
+    _trainable(model)
+    t = _points_for(model, X, name)
     if isinstance(model, MLP):
-        if t.shape[1] != model.d_in:
-            raise ValueError(f"{name} has {t.shape[1]} features but the MLP takes d_in={model.d_in}")
         return t
-    try:  # one sample through the model: a shape error names the argument, not torch's matmul
+    try:
         with torch.no_grad():
             model(t[:1])
     except (RuntimeError, IndexError, ValueError, TypeError) as exc:
@@ -259,7 +271,7 @@ def empirical_ntk(model, X, Y=None, *, method="auto", chunk_size=32, output=None
     True
     """
     model, structured = _prepare(model, method, chunk_size, output)
-    x = _points_for(model, X, "X")
+    x = _ntk_inputs(model, X, "X")
     symmetric = Y is None
     y = x if symmetric else _as_batch(model, Y, "Y")
     check_same_features(x, y)  # so Y has samples the model takes, as X has
@@ -356,7 +368,7 @@ class EmpiricalNTK:
         array([1., 1., 1.])
         """
         model, structured = _prepare(self.model, self.method, self.chunk_size, self.output)
-        x = _points_for(model, X, "X")
+        x = _ntk_inputs(model, X, "X")
         out = _structured_diag(model, x) if structured else _generic_diag(model, x, self.chunk_size)
         return returns_like(X, out)
 

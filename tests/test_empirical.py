@@ -382,3 +382,14 @@ def test_empirical_ntk_wrong_number_of_features_names_the_argument():
     cnn = nk.CNN(1, 4, 1, image_shape=(5, 5), seed=0)
     with pytest.raises(ValueError, match=r"model CNN cannot be applied to X of shape \(2, 1, 6, 6\)"):
         nk.empirical_ntk(cnn, np.ones((2, 1, 6, 6)))
+
+
+def test_empirical_nngp_of_frozen_networks_needs_no_trainable_parameters():
+    """The NNGP is a forward-pass average: frozen networks give the same Monte Carlo estimate."""
+    X = sphere(3, d=3)
+
+    def make(s):
+        return nk.MLP(3, 8, 1, seed=s)
+
+    frozen = nk.empirical_nngp(lambda s: make(s).requires_grad_(False), X, n_models=3)
+    np.testing.assert_array_equal(frozen, nk.empirical_nngp(make, X, n_models=3))
