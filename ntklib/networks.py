@@ -370,7 +370,8 @@ class CNN(nn.Module):
     depth : int
         Number of convolutional layers, at least 1.
     image_shape : pair of int
-        ``(H, W)`` of the input images (the vanilla readout has one weight per pixel).
+        ``(H, W)`` of the input images (the vanilla readout has one weight per pixel); ``forward``
+        refuses images of another shape, with either pooling.
     pooling : {"gap", "vanilla"}, default "gap"
         Global average pooling before the readout, or a readout over every pixel.
     filter_size : int, default 3
