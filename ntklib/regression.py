@@ -90,8 +90,9 @@ def _condition(A, L) -> float:
     exactly only when an O(n^2) estimate says it may be large."""
     n = A.shape[0]
     d = torch.diagonal(L)
-    rough = max(float(d.max() / d.min()) ** 2, float(A.abs().sum(0).max()) * _inverse_norm1(L))
-    if not rough > COND_WARN / 1e3:  # (NaN from an overflowing estimate goes on to the exact check)
+    ratio = float(d.max() / d.min())
+    rough = max(ratio * ratio, float(A.abs().sum(0).max()) * _inverse_norm1(L))  # (inf, not OverflowError)
+    if rough <= COND_WARN / 1e3:  # (NaN from an overflowing estimate goes on to the exact check)
         return rough
     lam = torch.linalg.eigvalsh(A)
     lam_max, lam_min = float(lam[-1]), float(lam[0])
@@ -142,7 +143,7 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
         (smallest eigenvalue below ``-1e-10 * max|K|``, whatever the ridge); shape mismatches
         (the message names the argument); a negative ridge; or ``K_train + ridge I`` not positive
         definite (a singular kernel matrix needs ``ridge > 0``; the message gives the smallest
-        eigenvalue).
+        eigenvalue), or so close to singular that the solve overflows.
     TypeError
         If an argument is not a real numeric array.
 
@@ -202,7 +203,11 @@ def kernel_regression(K_train, y, K_test=None, *, ridge=0.0):
             stacklevel=2,
         )
     alpha = torch.cholesky_solve(y.reshape(n, -1), L).reshape(y.shape)
-    return returns_like(K_train, Kt @ alpha)
+    out = Kt @ alpha
+    if not bool(torch.isfinite(out).all()):  # (a pivot so small that the solve overflowed)
+        raise ValueError(f"K_train + ridge*I is numerically singular (condition number {cond:.2g}): the solve "
+                         "overflowed; a singular kernel matrix needs ridge > 0")
+    return returns_like(K_train, out)
 
 
 def _times(t, device) -> torch.Tensor:

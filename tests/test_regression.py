@@ -176,6 +176,13 @@ def test_ill_conditioned_warning_sees_a_unit_cholesky_factor():
         nk.kernel_regression(np.eye(n) + 0.5 * np.ones((n, n)), np.ones(n))
 
 
+def test_a_subnormal_pivot_is_an_error_not_nan():
+    """diag(1, 1e-310): the Cholesky factorization succeeds, the solve overflows (1/1e-310) and the
+    predictions were NaN; exact answer: y itself, which float64 cannot reach through the solve."""
+    with pytest.warns(nk.IllConditionedWarning), pytest.raises(ValueError, match="numerically singular.*ridge > 0"):
+        nk.kernel_regression(np.diag([1.0, 1e-310, 1.0]), np.ones(3))
+
+
 def test_ill_conditioned_warning_gives_the_condition_number():
     """diag(1, 1e-13): cond 1e13 (between the threshold 1e12 and the singular cut), in the message."""
     with pytest.warns(nk.IllConditionedWarning, match=r"condition number 1.00e\+13"):
