@@ -24,17 +24,47 @@ import math
 import numbers
 
 import mpmath
+import numpy as np
 import torch
 
-from ._arrays import (as_points, call_repr, check_same_features, check_variance, resolve_dtype, returns_like,
-                      scalar_or_array, to_tensor)
+from ._arrays import (as_points, call_repr, check_budget, check_int, check_same_features, check_variance,
+                      resolve_dtype, returns_like, scalar_or_array, to_tensor)
 from ._math import MpMath, TorchMath
 
 __all__ = ["Laplace", "Gaussian", "Matern", "ExpPower"]
 
+#: The default limit on the terms of :class:`Matern`'s finite sum (:math:`p + 1` for
+#: :math:`\nu = p + 1/2`, so :math:`\nu \le 1000.5`); each term costs a few passes over the values.
+MATERN_MAX_TERMS = 1001
+
+
+def _times_pow2(t, k: int):
+    """``t * 2**k`` for a float64 tensor, in steps whose factors stay representable (exact unless the
+    result over- or underflows, which it then does as the exact product would)."""
+    while k:
+        step = max(-1000, min(1000, k))
+        t, k = t * 2.0**step, k - step
+    return t
+
+
+def _scaled_distances(x, y, scale):
+    """``cdist(x, y) / scale`` in float64, with the points first scaled by a power of two so that
+    the squares inside the distance neither overflow (|x| ~ 1e200) nor underflow (|x| ~ 1e-200)."""
+    info = np.finfo(np.float64 if x.dtype == torch.float64 else np.float32)
+    big = max(float(x.abs().max()) if x.numel() else 0.0, float(y.abs().max()) if y.numel() else 0.0)
+    e = min(max(math.frexp(big)[1], info.minexp), info.maxexp) if big > 0 else 0  # big < 2**e
+    c = 2.0**-e
+    # the distance of the differences (no |x|^2 + |y|^2 - 2 x.y cancellation): exactly symmetric,
+    # exactly 0 on the diagonal
+    d = torch.cdist(x * c, y * c, compute_mode="donot_use_mm_for_euclid_dist").to(torch.float64)
+    mantissa, exponent = math.frexp(scale)  # scale = mantissa * 2**exponent, mantissa in [1/2, 1)
+    return _times_pow2(d / mantissa, e - exponent)
+
 
 class _Radial:
-    """Shared machinery: Gram matrices, diagonals and sphere forms from ``_profile(r, m)``."""
+    r"""Shared machinery: Gram matrices, diagonals and sphere forms from ``_profile(z, m)``, the
+    profile as a function of the scaled distance :math:`z = r/\ell` (the division comes first, so
+    that no power of a tiny or huge scale over- or underflows)."""
 
     _param_names = ("scale",)
 
@@ -75,10 +105,8 @@ class _Radial:
         x = as_points(X, "X", dtype=resolve_dtype(dtype))
         y = x if Y is None else as_points(Y, "Y", dtype=x.dtype, device=x.device)
         check_same_features(x, y)
-        # the distance of the differences (no |x|^2 + |y|^2 - 2 x.y cancellation): exactly symmetric,
-        # exactly 0 on the diagonal
-        r = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
-        return returns_like(X, self._profile(r, TorchMath))
+        z = _scaled_distances(x, y, self.scale).to(x.dtype)
+        return returns_like(X, self._profile(z, TorchMath))
 
     def diag(self, X, *, dtype=None):
         r"""The diagonal :math:`k(x_i, x_i) = \phi(0)` of ``self(X)``, without the matrix (:math:`O(n)`).
@@ -136,7 +164,7 @@ class _Radial:
         t = to_tensor(r, "r", dtype=torch.float64)
         if t.numel() and bool((t < 0).any()):
             raise ValueError("distances r must be >= 0")
-        return scalar_or_array(r, self._profile(t, TorchMath))
+        return scalar_or_array(r, self._profile(t / self.scale, TorchMath))
 
     def kappa(self, u):
         r"""The kernel of two unit vectors with :math:`x\cdot y = u`: :math:`\phi(\sqrt{2(1-u)})`.
@@ -165,7 +193,7 @@ class _Radial:
         t = to_tensor(u, "u", dtype=torch.float64)
         if t.numel() and bool((t.abs() > 1).any()):
             raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
-        return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)), TorchMath))
+        return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)) / self.scale, TorchMath))
 
     def kappa_mp(self, u):
         r""":meth:`kappa` at one point, in mpmath at its current precision (``mpmath.mp.dps``).
@@ -199,7 +227,7 @@ class _Radial:
         u = mpmath.mpf(u)
         if not -1 <= u <= 1:
             raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
-        return self._profile(mpmath.sqrt(2 * (1 - u)), MpMath)
+        return self._profile(mpmath.sqrt(2 * (1 - u)) / mpmath.mpf(self.scale), MpMath)
 
     def _params(self):
         return {name: getattr(self, name) for name in self._param_names}
@@ -238,8 +266,8 @@ class Laplace(_Radial):
     0.36787944117144233
     """
 
-    def _profile(self, r, m):
-        return m.exp(-r / m.const(self.scale))
+    def _profile(self, z, m):
+        return m.exp(-z)
 
 
 class Gaussian(_Radial):
@@ -266,8 +294,8 @@ class Gaussian(_Radial):
     True
     """
 
-    def _profile(self, r, m):
-        return m.exp(-(r * r) / (2 * m.const(self.scale) ** 2))
+    def _profile(self, z, m):
+        return m.exp(-(z * z) / 2)
 
 
 class Matern(_Radial):
@@ -279,7 +307,14 @@ class Matern(_Radial):
         \big(2\sqrt{2\nu}\, r/\ell\big)^{p-i}
 
     (Rasmussen & Williams 2006, eq. 4.16); :math:`\nu = 1/2` is the Laplace kernel. Its eigenvalues on
-    the circle decay as :math:`j^{-(2\nu + 1)}`.
+    the circle decay as :math:`j^{-(2\nu + 1)}`. As :math:`\nu \to \infty` it tends to
+    ``Gaussian(scale)``.
+
+    The sum is evaluated term by term from the ratio of consecutive terms (no factorial is formed,
+    so a large :math:`\nu` does not overflow), at a cost of :math:`p + 1` terms per value. In
+    float64 it is accurate to a few ulps times :math:`p`; where :math:`e^{z}` would overflow
+    (:math:`z = \sqrt{2\nu}\, r/\ell > 700`, values below ~1e-250 unless :math:`\nu` is large) it is
+    summed in logarithms, to about :math:`10^{-16} z p` relative.
 
     Parameters
     ----------
@@ -287,11 +322,20 @@ class Matern(_Radial):
         The smoothness, a half-integer 1/2, 3/2, 5/2, ...
     scale : float, default 1.0
         The length scale :math:`\ell > 0`.
+    max_terms : int, default ``ntklib.classic.MATERN_MAX_TERMS`` = 1001
+        The most terms :math:`p + 1` allowed (so :math:`\nu \le 1000.5` by default); pass a larger
+        value to allow a larger :math:`\nu`, at a cost linear in it. Not a parameter of the kernel
+        (not in its repr, equality or hash).
 
     Raises
     ------
     ValueError
-        If ``nu`` is not a half-integer >= 1/2 or ``scale`` not a finite number > 0.
+        If ``nu`` is not a half-integer >= 1/2 (``nu=inf``: the message points to
+        :class:`Gaussian`) or ``scale`` not a finite number > 0.
+    TooLargeError
+        If :math:`p + 1 >` ``max_terms``, before any work.
+    TypeError
+        If ``max_terms`` is not an int.
 
     Examples
     --------
@@ -304,20 +348,55 @@ class Matern(_Radial):
 
     _param_names = ("nu", "scale")
 
-    def __init__(self, nu=1.5, scale=1.0):
+    def __init__(self, nu=1.5, scale=1.0, *, max_terms=MATERN_MAX_TERMS):
         p = float(nu) - 0.5 if isinstance(nu, numbers.Real) and not isinstance(nu, bool) else -1.0
-        if p < 0 or p != int(p):
+        if p == math.inf:
+            raise ValueError("nu=inf is the Gaussian kernel exp(-r^2 / (2 scale^2)): use nk.Gaussian(scale=scale)")
+        if not (p >= 0 and p == int(p)):  # (NaN fails the first test)
             raise ValueError(f"nu must be a half-integer 1/2, 3/2, 5/2, ...; got {nu!r}")
+        max_terms = check_int(max_terms, "max_terms", 1)
+        check_budget(p + 1, max_terms, what=f"the finite sum of Matern(nu={float(nu)!r})", unit="terms",
+                     knob="max_terms (nu -> inf is nk.Gaussian)")
         super().__init__(scale)
         self.nu, self._p = float(nu), int(p)
 
-    def _profile(self, r, m):
+    def _profile(self, z, m):
         p = self._p
-        z = m.const(2 * p + 1) ** 0.5 * r / m.const(self.scale)
-        # integer coefficients (p+i)!/(i!(p-i)!) and the integer (2p)!/p!: exact in both namespaces
-        poly = sum(math.factorial(p + i) // (math.factorial(i) * math.factorial(p - i)) * (2 * z) ** (p - i)
-                   for i in range(p + 1))
-        return m.exp(-z) * poly / (math.factorial(2 * p) // math.factorial(p))
+        z = z * m.const(2 * p + 1) ** 0.5
+        if m is MpMath or p == 0:
+            return _matern_direct(z, p, m)
+        # the direct sum is below e^z: safe while e^z is; beyond that, sum in logarithms
+        limit = math.log(torch.finfo(z.dtype).max) - 10
+        out = _matern_direct(z.clamp(max=limit), p, m)
+        far = z > limit
+        if bool(far.any()):
+            out = torch.where(far, _matern_logs(z, p), out)
+        return out
+
+
+def _matern_direct(z, p, m):
+    r"""The half-integer Matérn profile at :math:`z = \sqrt{2\nu}\,r/\ell`: :math:`e^{-z}\sum_i a_i` with
+    :math:`a_p = 1` and :math:`a_{i-1} = a_i \cdot 2z\, i/((p+i)(p-i+1))` (the ratio of the terms of
+    Rasmussen & Williams' eq. 4.16, so no factorial is ever formed). Each :math:`a_i \le e^z`."""
+    term = total = torch.ones_like(z) if isinstance(z, torch.Tensor) else m.const(1)
+    for i in range(p, 0, -1):
+        term = term * (2 * z) * (m.const(i) / m.const((p + i) * (p - i + 1)))
+        total = total + term
+    return m.exp(-z) * total
+
+
+def _matern_logs(z, p):
+    """The same sum in logarithms (a running log-sum-exp) for the z where e^z overflows; inf gives 0."""
+    log_2z = math.log(2) + torch.log(z)
+    log_term = top = torch.zeros_like(z)
+    scaled = torch.ones_like(z)  # sum of exp(log a_i - top)
+    for i in range(p, 0, -1):
+        log_term = log_term + log_2z + math.log(i / ((p + i) * (p - i + 1)))
+        new_top = torch.maximum(top, log_term)
+        scaled = scaled * torch.exp(top - new_top) + torch.exp(log_term - new_top)
+        top = new_top
+    out = torch.exp(top + torch.log(scaled) - z)
+    return torch.where(torch.isinf(z), 0.0, out)
 
 
 class ExpPower(_Radial):
@@ -355,5 +434,5 @@ class ExpPower(_Radial):
         super().__init__(scale)
         self.gamma = gamma
 
-    def _profile(self, r, m):
-        return m.exp(-((r / m.const(self.scale)) ** m.const(self.gamma)))
+    def _profile(self, z, m):
+        return m.exp(-(z ** m.const(self.gamma)))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._arrays import check_choice, check_int, to_tensor
+from ._arrays import check_bool, check_choice, check_int, to_tensor
 from .empirical import _points_for, empirical_ntk
 from .networks import MLP
 from .progress import progress_bar
@@ -55,7 +55,9 @@ class History:
         :math:`\|\theta_t - \theta_0\| / \|\theta_0\|` over all parameters.
     movement_by_parameter : dict of str to ndarray, shape (r,)
         The same, per named parameter (``model.named_parameters()``), e.g. ``"layers.0.weight"``
-        for the hidden weights of an :class:`~ntklib.networks.MLP`.
+        for the hidden weights of an :class:`~ntklib.networks.MLP`. A parameter initialized at 0
+        has movement 0 until it moves and inf after (never 0/0 = NaN); a frozen one
+        (``requires_grad=False``) stays at 0.
     ntk_steps : ndarray of int, shape (s,)
         The steps at which the empirical NTK was computed on ``ntk_points`` (empty without them).
     ntk_drift : ndarray, shape (s,)
@@ -86,6 +88,12 @@ def _check_lr(lr):
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be finite and > 0; got {lr!r}")
     return float(lr)
+
+
+def _relative(moved, initial):
+    """``moved / initial`` as numpy, with 0/0 = 0 (a parameter at 0 that has not moved)."""
+    out = moved / initial
+    return torch.where(moved == 0, 0.0, out).cpu().numpy()
 
 
 def _squared_loss(out, y, reduction):
@@ -266,7 +274,8 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
         :class:`~ntklib.networks.MLP`) backpropagates through the dense layers by hand, several
         times faster than autograd on small batches, using ``model.activation.derivative`` (equal
         to autograd's derivative for the library's activations); ``"autograd"`` works for any
-        module.
+        module. Only parameters with ``requires_grad=True`` are trained; ``"auto"`` takes
+        ``"autograd"`` for a model with frozen parameters.
     progress : bool, default True
         Show an :func:`~ntklib.progress.progress_bar` over the steps.
     desc : str, optional
@@ -280,11 +289,15 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
     Raises
     ------
     TypeError
-        If ``model`` is not a ``torch.nn.Module``, or for non-integer counts or a non-numeric ``lr``.
+        If ``model`` is not a ``torch.nn.Module``, for non-integer counts, a non-numeric ``lr`` or a
+        ``progress`` that is not a bool.
     ValueError
         For an unknown ``optimizer``, ``reduction`` or ``method``, a ``batch_size`` with ``"gd"`` or
         without it for ``"sgd"``, a ``batch_size`` above n, ``ntk_steps`` outside ``[0, steps]``,
-        ``X_test`` without ``y_test``, or outputs whose shape differs from ``y``'s.
+        ``X_test`` without ``y_test``, outputs whose shape differs from ``y``'s, NaN or inf in the
+        data, no training points, a model without trainable parameters, ``method="structured"``
+        with frozen parameters, or a training loss that becomes inf or NaN (the run diverged: the
+        message gives the step; the model keeps the parameters of that step).
 
     Examples
     --------
@@ -318,15 +331,26 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
     steps = check_int(steps, "steps", 0)
     record_every = check_int(record_every, "record_every", 1)
     seed = check_int(seed, "seed", 0)
+    progress = check_bool(progress, "progress")
     if method == "structured" and not isinstance(model, MLP):
         raise ValueError("method='structured' needs an nk.MLP; use method='autograd' for other modules")
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no parameters to train" + (" (every one has requires_grad=False)" if params else ""))
+    frozen = len(trainable) < len(params)
+    if method == "structured" and frozen:
+        raise ValueError("method='structured' updates every parameter, and model has frozen ones "
+                         "(requires_grad=False); use method='autograd'")
     # a subclass may change the forward pass that the structured gradient writes out
-    structured = method == "structured" or (method == "auto" and type(model) is MLP)
+    structured = method == "structured" or (method == "auto" and type(model) is MLP and not frozen)
 
-    p0 = next(model.parameters())
+    p0 = params[0]
     x = _points_for(model, X, "X")
     t = to_tensor(y, "y", dtype=p0.dtype, device=p0.device)
     n = x.shape[0]
+    if n == 0:
+        raise ValueError("X must hold at least one training point; got shape " + str(tuple(x.shape)))
     if t.shape[0] != n:
         raise ValueError(f"y must have one target per input: {n}; got shape {tuple(t.shape)}")
     if (X_test is None) != (y_test is None):
@@ -351,17 +375,16 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
         if ntk_at and ntk_at[-1] > steps:
             raise ValueError(f"ntk_steps must lie in [0, steps={steps}]; got {ntk_at[-1]}")
 
-    params = list(model.parameters())
     names = [name for name, _ in model.named_parameters()]
     init = [p.detach().clone() for p in params]
     init_norms = torch.stack([q.norm() for q in init])
     init_norm = init_norms.norm()
     stack = _StackedMLP(model) if structured else None
-    tensors = stack.tensors if structured else params
+    tensors = stack.tensors if structured else trainable
     if optimizer == "adam":
         opt = torch.optim.Adam(tensors, lr=lr)
     elif not structured:
-        opt = torch.optim.SGD(params, lr=lr)
+        opt = torch.optim.SGD(trainable, lr=lr)
     batches = None if batch_size is None else _batches(n, batch_size, torch.Generator().manual_seed(seed))
 
     def value_and_grad(xb, yb):
@@ -375,7 +398,7 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
                 if out.shape != yb.shape:
                     raise ValueError(f"the model's outputs have shape {tuple(out.shape)}; y has {tuple(yb.shape)}")
                 loss = _squared_loss(out, yb, reduction)
-                grads = torch.autograd.grad(loss, params)
+                grads = torch.autograd.grad(loss, trainable)
         return float(loss.detach()), grads
 
     def loss_at(xe, ye):
@@ -388,6 +411,12 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
     rec_steps, losses, test_losses, moves = [], [], [], []
     ntk0, drifts = None, []
 
+    def diverged(what, value, step):
+        if structured:
+            stack.write_back()
+        raise ValueError(f"training diverged: the {what} is {value} at step {step} (lr={lr} too large for this "
+                         "model and data?); the model keeps the parameters of that step")
+
     def record(step, train_loss):
         with torch.no_grad():
             per = torch.stack([(p.detach() - q).norm() for p, q in zip(params, init)])
@@ -395,7 +424,10 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
         losses.append(loss_at(x, t) if train_loss is None else train_loss)
         if X_test is not None:
             test_losses.append(loss_at(xs, ts))
-        moves.append(torch.cat([(per.norm() / init_norm)[None], per / init_norms]).cpu().numpy())
+        for what, values in (("training loss", losses), ("test loss", test_losses)):
+            if values and not math.isfinite(values[-1]):
+                diverged(what, values[-1], step)
+        moves.append(_relative(torch.cat([per.norm()[None], per]), torch.cat([init_norm[None], init_norms])))
 
     def measure_ntk():
         nonlocal ntk0
@@ -417,6 +449,8 @@ def train(model, X, y, *, optimizer="gd", lr, steps, batch_size=None, seed=0, re
         else:
             idx = next(batches).to(x.device)
             loss, grads = value_and_grad(x[idx], t[idx])
+        if not math.isfinite(loss):
+            diverged("batch loss" if batches is not None else "loss", loss, step)
         if recording:
             record(step, loss if batches is None else None)
         if optimizer == "adam" or not structured:

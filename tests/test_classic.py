@@ -102,3 +102,114 @@ def test_circle_points_and_aliasing_identity():
     np.testing.assert_allclose(np.sort(nk.gram_eigenvalues(g(X))), lam, rtol=0, atol=2 * err.sum() + 1e-15)
     # and the Bessel closed form, e^{-1/s^2} I_j(1/s^2)
     assert np.all(np.abs(mu[:25] - special.ive(np.arange(25), 1 / 0.16)) <= err[:25] + 1e-15 * np.abs(mu[:25]))
+
+
+def matern_reference(nu, r, scale=1.0):
+    """Rasmussen & Williams eq. 4.16 with its exact integer coefficients, in mpmath at 40 digits."""
+    p = int(nu - 0.5)
+    coef = [1]  # (p+i)! / (i! (p-i)!), exactly
+    for i in range(p):
+        coef.append(coef[-1] * (p + i + 1) * (p - i) // (i + 1))
+    with mpmath.workdps(40):
+        z = mpmath.sqrt(2 * mpmath.mpf(nu)) * mpmath.mpf(r) / scale
+        total = mpmath.fsum(mpmath.mpf(c) * (2 * z) ** (p - i) for i, c in enumerate(coef))
+        return mpmath.exp(-z) * math.factorial(p) / mpmath.mpf(math.factorial(2 * p)) * total
+
+
+@pytest.mark.parametrize("nu", [10.5, 150.5, 1000.5])
+def test_matern_large_nu_does_not_overflow(nu):
+    """Issue 10: Matern(nu=150.5) raised OverflowError (its integer coefficients exceed float64).
+    Checked against the factorial formula in mpmath and, where scipy's scaled Bessel function is
+    finite, against 2^{1-nu}/Gamma(nu) z^nu K_nu(z)."""
+    k = nk.Matern(nu=nu)
+    r = np.array([0.0, 1e-8, 0.3, 1.0, 3.0, 10.0, 40.0])
+    got = k.profile(r)
+    ref = np.array([float(matern_reference(nu, ri)) for ri in r])
+    # z = sqrt(2 nu) r > 700 at r = 40 for nu = 1000.5: summed in logarithms there
+    np.testing.assert_allclose(got, ref, rtol=1e-13 if nu < 1000 else 1e-10, atol=0)
+    z = math.sqrt(2 * nu) * r[3:]
+    kve = special.kve(nu, z)  # overflows for z << nu
+    ok = np.isfinite(kve)
+    assert ok.any()
+    bessel = np.exp((1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(z[ok]) + np.log(kve[ok]) - z[ok])
+    np.testing.assert_allclose(got[3:][ok], bessel, rtol=1e-10)
+    with mpmath.workdps(30):
+        u = mpmath.mpf("0.5")
+        assert abs(k.kappa_mp(u) - matern_reference(nu, 1.0)) <= mpmath.mpf(10) ** -25 * matern_reference(nu, 1.0)
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    assert np.all(np.isfinite(k(X))) and np.all(np.diag(k(X)) == 1.0)
+
+
+def test_matern_huge_nu_is_refused_before_the_work():
+    """Issue 10: Matern(nu=1e5 + 0.5).profile(1) hung (1e5 factorials of ~2e5). Now the sum's
+    1e5 + 1 terms are over the documented max_terms; a caller who raises it gets the value."""
+    with pytest.raises(nk.TooLargeError, match="max_terms"):
+        nk.Matern(nu=1e5 + 0.5)
+    k = nk.Matern(nu=2000.5, max_terms=2001)
+    assert k == nk.Matern(nu=2000.5, max_terms=5000) and repr(k) == "Matern(nu=2000.5)"
+    assert float(k.profile(1.0)) == pytest.approx(float(matern_reference(2000.5, 1.0)), rel=1e-12)
+    with pytest.raises(TypeError, match="max_terms must be an int"):
+        nk.Matern(nu=1.5, max_terms=10.0)
+
+
+@pytest.mark.parametrize("nu, match", [(np.nan, "half-integer"), (math.inf, "nk.Gaussian"),
+                                       (-math.inf, "half-integer"), ("1.5", "half-integer")])
+def test_matern_nu_nan_or_inf_is_refused(nu, match):
+    """Issue 10: nu=nan/inf crashed converting to an int; inf is the Gaussian, and the message says so."""
+    with pytest.raises(ValueError, match=match):
+        nk.Matern(nu=nu)
+
+
+def closed_forms(kern, z):
+    """phi as a function of z = r / scale, written out in numpy."""
+    z = np.asarray(z, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):  # z = inf or z^2 = inf: phi = 0
+        return np.where(np.isinf(z), 0.0, _closed_forms(kern, z))
+
+
+def _closed_forms(kern, z):
+    if isinstance(kern, nk.Gaussian):
+        return np.exp(-z**2 / 2)
+    if isinstance(kern, nk.Matern):
+        s = math.sqrt(2 * kern.nu) * z
+        phi = {0.5: np.exp(-s), 1.5: (1 + s) * np.exp(-s), 2.5: (1 + s + s**2 / 3) * np.exp(-s)}[kern.nu]
+        return np.where(s > 1e3, 0.0, phi)  # (where it underflows, inf * 0 for s ~ 1e170)
+    return np.exp(-z ** getattr(kern, "gamma", 1.0))
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-300, 5e-324, 1e200, 1e300], ids=str)
+@pytest.mark.parametrize("kind", [nk.Laplace, nk.Gaussian, lambda scale: nk.Matern(2.5, scale),
+                                  lambda scale: nk.ExpPower(0.5, scale)], ids=["laplace", "gaussian", "matern", "exppower"])
+def test_classic_kernels_at_extreme_scales(kind, scale):
+    """Issue 10: Gaussian(scale=1e-170) had a NaN diagonal (scale^2 underflows: 0/0) and
+    Gaussian(scale=1e200) overflowed (scale^2). Every kernel, every entry point, at tiny and huge
+    scales, against the closed form in the scaled distance: k_{c l}(c X) = k_l(X)."""
+    kern, unit = kind(scale=scale), kind(scale=1.0)
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    np.testing.assert_array_equal(kern.diag(X * scale), np.ones(6))
+    z = np.array([0.0, 1.0, 2.0, 3.0])  # z * scale exact even for the subnormal 5e-324
+    np.testing.assert_allclose(kern.profile(z * scale), closed_forms(unit, z), rtol=1e-14)
+    assert float(kern.kappa(1.0)) == 1.0 and kern.kappa_mp(1) == 1
+    if scale > 1e-300:  # the points X * scale are representable with all their digits
+        D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+        np.testing.assert_allclose(kern(X * scale), closed_forms(unit, D), rtol=1e-13)
+    # on the sphere the distance is at most 2: e^{-(2/scale)^...} underflows to 0, or is 1 - O(1/scale^2)
+    u = np.array([1.0, 0.5, -1.0])
+    with np.errstate(over="ignore"):
+        zu = np.sqrt(2 * (1 - u)) / scale
+    expected = closed_forms(unit, zu)
+    np.testing.assert_allclose(kern.kappa(u), expected, rtol=1e-15)
+    with mpmath.workdps(20):
+        assert float(kern.kappa_mp(0.5)) == pytest.approx(float(closed_forms(unit, zu[1])), rel=1e-15, abs=0)
+
+
+def test_gram_of_huge_and_tiny_points_in_float32():
+    """The distances are taken between points scaled by a power of two, so that |x| ~ 1e30 in float32
+    (whose squares overflow) and a scale that float32 cannot hold (1e-170) still give the right values."""
+    X = np.random.default_rng(1).standard_normal((5, 2))
+    ref = nk.Gaussian()(X)
+    got = nk.Gaussian(scale=1e30)((X * 1e30).astype(np.float32), dtype="float32")
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-7)
+    tiny = nk.Laplace(scale=1e-170)(X.astype(np.float32), dtype="float32")
+    np.testing.assert_array_equal(tiny, np.eye(5, dtype=np.float32))

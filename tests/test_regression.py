@@ -2,6 +2,8 @@
 
 (The interpolation, ridge, limit and error tests written first live in test_empirical.py.)
 """
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -47,12 +49,55 @@ def test_gradient_flow_matches_matrix_exponential():
                                    rtol=1e-8, atol=1e-10)
 
 
-def test_gradient_flow_grows_linearly_along_the_null_space():
-    """K = diag(2, 0): the test prediction is (1 - e^{-2t})/2 from the first point plus t from the second."""
+def test_gradient_flow_does_not_move_along_the_null_space():
+    """K = diag(2, 0): the second direction has gain 0 (it used to grow like t at a test point)."""
     K, y, Kt = np.diag([2.0, 0.0]), np.array([1.0, 1.0]), np.array([[1.0, 1.0]])
-    t = np.array([1.0, 2.0, 30.0])
-    np.testing.assert_allclose(nk.gradient_flow(K, y, Kt, t=t)[:, 0], -np.expm1(-2 * t) / 2 + t, rtol=1e-14)
-    np.testing.assert_allclose(nk.gradient_flow(K, y, t=t), np.stack([-np.expm1(-2 * t), 0 * t], axis=1), atol=1e-15)
+    t = np.array([1.0, 2.0, 30.0, np.inf])
+    np.testing.assert_allclose(nk.gradient_flow(K, y, Kt, t=t)[:, 0], -np.expm1(-2 * t) / 2, rtol=1e-14)
+    np.testing.assert_allclose(nk.gradient_flow(K, y, t=t), np.stack([-np.expm1(-2 * t), np.zeros(4)], axis=1), atol=1e-15)
+
+
+def singular_problem(duplicate=False):
+    """K = nk.ntk(X, depth=0) for 20 points in d = 3: rank 3, a null space of dimension 17."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((24, 3))
+    y = rng.standard_normal(20)
+    if duplicate:  # the same point twice with conflicting labels
+        X[1] = X[0]
+        y[1] = y[0] + 3.0
+    K = nk.ntk(X, depth=0)
+    return K[:20, :20], y, K[20:, :20]
+
+
+@pytest.mark.parametrize("duplicate", [False, True], ids=["distinct", "duplicated-conflicting"])
+def test_gradient_flow_on_a_singular_K_converges_to_the_minimum_norm_solution(duplicate):
+    """Issue 10 item 5: the error against the pseudo-inverse solution grew linearly in t (1.24 at
+    t = 1e15, 11.6 at 1e16 with conflicting duplicates). The reference is numpy's SVD-based lstsq
+    with the same cut n * eps, and the null space of K from scipy's SVD."""
+    K, y, Kt = singular_problem(duplicate)
+    n = len(K)
+    alpha = np.linalg.lstsq(K, y, rcond=n * np.finfo(float).eps)[0]  # the minimum-norm solution
+    null = linalg.null_space(K, rcond=n * np.finfo(float).eps)
+    assert null.shape[1] == 17
+    t = [1e10, 1e15, 1e16, np.inf]
+    f_train = nk.gradient_flow(K, y, t=t)
+    f_test = nk.gradient_flow(K, y, Kt, t=t)
+    for i in range(len(t)):
+        np.testing.assert_allclose(f_train[i], K @ alpha, rtol=0, atol=1e-12 * np.abs(y).max())
+        np.testing.assert_allclose(f_test[i], Kt @ alpha, rtol=0, atol=1e-11 * np.abs(Kt @ alpha).max())
+        # the residual's component along the null space stays the initial one, y's
+        np.testing.assert_allclose(null.T @ (y - f_train[i]), null.T @ y, rtol=0, atol=1e-13)
+    if duplicate:  # the same point gets one prediction, whatever its two labels
+        assert f_train[-1][0] == pytest.approx(f_train[-1][1], rel=1e-12)
+
+
+def test_gradient_flow_rcond():
+    """rcond sets the cut: with rcond above the second eigenvalue of diag(4, 1e-3) only the first moves."""
+    K, y = np.diag([4.0, 1e-3]), np.array([1.0, 1.0])
+    np.testing.assert_allclose(nk.gradient_flow(K, y, t=np.inf), [1.0, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(nk.gradient_flow(K, y, t=np.inf, rcond=1e-3), [1.0, 0.0], rtol=1e-15)
+    with pytest.raises(ValueError, match="rcond must be >= 0"):
+        nk.gradient_flow(K, y, t=1.0, rcond=-1.0)
 
 
 def test_a_ridge_does_not_hide_a_negative_eigenvalue():
@@ -114,7 +159,74 @@ def test_singular_kernel_without_ridge_says_so():
     np.testing.assert_allclose(nk.kernel_regression(K, np.ones(3), ridge=1.0), 0.75 * np.ones(3), rtol=1e-14)
 
 
+def test_ill_conditioned_warning_sees_a_unit_cholesky_factor():
+    """Issue 10 item 7: K = L L^T with L = I - tril(ones, -1), n = 50, has condition number ~2e17
+    (numpy's SVD says so) but a Cholesky factor with unit diagonal; it gave no warning and a training
+    residual of 8e13."""
+    n = 50
+    L = np.eye(n) - np.tril(np.ones((n, n)), -1)
+    K = L @ L.T
+    assert np.linalg.cond(K) > 1e16
+    with pytest.warns(nk.IllConditionedWarning, match="numerically singular"):
+        nk.kernel_regression(K, np.ones(n))
+    # a well-conditioned matrix of the same size stays silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nk.kernel_regression(K, np.ones(n), ridge=1.0)
+        nk.kernel_regression(np.eye(n) + 0.5 * np.ones((n, n)), np.ones(n))
+
+
+def test_a_subnormal_pivot_is_an_error_not_nan():
+    """diag(1, 1e-310): the Cholesky factorization succeeds, the solve overflows (1/1e-310) and the
+    predictions were NaN; exact answer: y itself, which float64 cannot reach through the solve."""
+    with pytest.warns(nk.IllConditionedWarning), pytest.raises(ValueError, match="numerically singular.*ridge > 0"):
+        nk.kernel_regression(np.diag([1.0, 1e-310, 1.0]), np.ones(3))
+
+
+def test_ill_conditioned_warning_gives_the_condition_number():
+    """diag(1, 1e-13): cond 1e13 (between the threshold 1e12 and the singular cut), in the message."""
+    with pytest.warns(nk.IllConditionedWarning, match=r"condition number 1.00e\+13"):
+        nk.kernel_regression(np.diag([1.0, 1e-13]), np.ones(2))
+
+
 def test_ill_conditioned_tensor_warns():
     K = torch.tensor([[1.0, 1 - 1e-14], [1 - 1e-14, 1.0]], dtype=torch.float64)
     with pytest.warns(nk.IllConditionedWarning, match="condition number"):
         nk.kernel_regression(K, torch.ones(2, dtype=torch.float64))
+
+
+def test_regression_inputs_that_used_to_crash():
+    """Issue 10, "Regression/Gram crashes": requires-grad tensors, half precision, an empty K, t=[],
+    ridge=None, strings and complex numbers each give a correct result or a clear error."""
+    K, y, Kt = problem()
+    ref = np.linalg.solve(K + 0.1 * np.eye(len(K)), y)
+    Kg = torch.tensor(K, requires_grad=True)
+    out = nk.kernel_regression(Kg, torch.tensor(y, requires_grad=True), ridge=0.1)
+    assert not out.requires_grad
+    np.testing.assert_allclose(out.numpy(), K @ ref, rtol=1e-12)
+    np.testing.assert_allclose(nk.gradient_flow(Kg, y, t=np.inf).numpy(), y, rtol=1e-9)
+    # bfloat16: a well-conditioned matrix is solved as given; one its rounding made indefinite says why
+    B = torch.eye(3, dtype=torch.bfloat16) + 0.25
+    np.testing.assert_allclose(nk.kernel_regression(B, np.ones(3)).numpy(), np.ones(3), rtol=1e-12)
+    with pytest.raises(ValueError, match="bfloat16, whose rounding"):
+        nk.kernel_regression(torch.from_numpy(singular_problem()[0]).bfloat16(), np.ones(20), ridge=1e-3)
+    # no training points: empty predictions on the training points, the prior mean 0 at test points
+    assert nk.kernel_regression(np.zeros((0, 0)), np.zeros(0)).shape == (0,)
+    np.testing.assert_array_equal(nk.kernel_regression(np.zeros((0, 0)), np.zeros((0, 2)), np.zeros((3, 0))),
+                                  np.zeros((3, 2)))
+    assert nk.gradient_flow(np.zeros((0, 0)), np.zeros(0), t=[1.0, 2.0]).shape == (2, 0)
+    # no times: an empty result of the right shape
+    assert nk.gradient_flow(K, y, t=[]).shape == (0, 12)
+    assert nk.gradient_flow(K, np.stack([y, y], 1), Kt, t=[]).shape == (0, 4, 2)
+    with pytest.raises(TypeError, match="ridge must be a real number; got None"):
+        nk.kernel_regression(K, y, ridge=None)
+    for bad, name in [(K.astype(str), "K_train"), (K.astype(complex), "K_train"), (y.astype(complex), "y"),
+                      (Kt.astype(str), "K_test")]:
+        args = [K, y, Kt]
+        args[["K_train", "y", "K_test"].index(name)] = bad
+        with pytest.raises(TypeError, match=f"{name} must be a real numeric array"):
+            nk.kernel_regression(*args, ridge=0.1)
+    for t in ("1", 1j, torch.tensor([1j]), None):
+        with pytest.raises(TypeError, match="t must be a real numeric array"):
+            nk.gradient_flow(K, y, t=t)
+    np.testing.assert_allclose(nk.gradient_flow(K, y, t=torch.tensor([np.inf])), [y], rtol=1e-9)

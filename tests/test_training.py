@@ -237,3 +237,86 @@ def test_train_errors():
         nk.train(torch.nn.Linear(3, 1).double(), X, y, lr=0.1, steps=1, method="structured")
     with pytest.raises(TypeError, match="torch.nn.Module"):
         nk.train(lambda x: x, X, y, lr=0.1, steps=1)
+
+
+def test_diverging_training_raises_instead_of_recording_nan():
+    """Issue 10 item 5 (training): lr=1e6 made the loss inf, then NaN, silently. On a linear model the
+    loss is 1/2 |(I - eta X X^T)^t r_0|^2: the error names the first step where that overflows."""
+    X = sphere(8, 3)
+    y = X[:, 0] + 1.0
+    net = nk.MLP(3, 1, 0, seed=0)
+    with torch.no_grad():
+        r = net(torch.from_numpy(X)).numpy() - y
+    A = np.eye(8) - 1e6 * X @ X.T
+    step = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.isfinite(0.5 * r @ r):
+            r, step = A @ r, step + 1
+    for method in ("structured", "autograd"):
+        with pytest.raises(ValueError, match=rf"training diverged: the loss is (inf|nan) at step {step} \(lr=1000000.0"):
+            nk.train(nk.MLP(3, 1, 0, seed=0), X, y, lr=1e6, steps=50, method=method, progress=False)
+
+
+def test_training_refuses_inputs_that_used_to_give_nan_or_crash():
+    X = sphere(6)
+    y = X[:, 0]
+    with pytest.raises(ValueError, match="at least one training point"):  # "mean" divided 0 by 0
+        nk.train(nk.MLP(3, 8, 1, seed=0), X[:0], y[:0], lr=0.1, steps=1, reduction="mean", progress=False)
+    with pytest.raises(ValueError, match="no parameters to train"):  # was StopIteration
+        nk.train(torch.nn.Identity(), X, y, lr=0.1, steps=1, progress=False)
+    with pytest.raises(TypeError, match="progress must be True or False"):  # "no" meant a bar
+        nk.train(nk.MLP(3, 8, 1, seed=0), X, y, lr=0.1, steps=1, progress="no")
+    frozen = nk.MLP(3, 8, 1, seed=0)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="every one has requires_grad=False"):
+        nk.train(frozen, X, y, lr=0.1, steps=1, progress=False)
+    for bad in (np.nan, np.inf, 0.0, -1.0):
+        with pytest.raises(ValueError, match="lr must be finite and > 0"):
+            nk.train(nk.MLP(3, 8, 1, seed=0), X, y, lr=bad, steps=1, progress=False)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        nk.train(nk.MLP(3, 8, 1, seed=0), X * np.nan, y, lr=0.1, steps=1, progress=False)
+    with pytest.raises(ValueError, match="y_test contains NaN"):
+        nk.train(nk.MLP(3, 8, 1, seed=0), X, y, X_test=X, y_test=y * np.nan, lr=0.1, steps=1, progress=False)
+
+
+@pytest.mark.parametrize("method", ["auto", "autograd"])
+def test_frozen_parameters_stay_put_and_the_rest_follows_its_kernel(method):
+    """A frozen hidden layer (requires_grad=False) crashed autograd ("does not require grad") and the
+    structured path trained it anyway. Now only the output layer moves: a linear model in its
+    features J = df/dw_out (from autograd), so r_t = (I - eta J J^T)^t r_0."""
+    X = sphere(8, 3)
+    y = X[:, 0]
+    net = nk.MLP(3, 16, 1, seed=0)
+    net.layers[0].weight.requires_grad_(False)
+    W0 = net.layers[0].weight.detach().clone()
+    x = torch.from_numpy(X)
+    J = torch.stack([torch.autograd.grad(net(x[i:i + 1]).sum(), net.layers[1].weight)[0].reshape(-1)
+                     for i in range(8)]).numpy()
+    with torch.no_grad():
+        r = net(x).numpy() - y
+    eta = 0.5 / np.linalg.eigvalsh(J @ J.T)[-1]
+    h = nk.train(net, X, y, lr=eta, steps=5, method=method, progress=False)
+    A = np.eye(8) - eta * J @ J.T
+    expected = [0.5 * np.sum((np.linalg.matrix_power(A, t) @ r) ** 2) for t in range(6)]
+    np.testing.assert_allclose(h.loss, expected, rtol=1e-10)
+    assert torch.equal(net.layers[0].weight, W0)
+    np.testing.assert_array_equal(h.movement_by_parameter["layers.0.weight"], 0.0)
+    with pytest.raises(ValueError, match="frozen"):
+        nk.train(net, X, y, lr=eta, steps=1, method="structured", progress=False)
+
+
+def test_movement_of_a_zero_initialized_parameter_is_not_nan():
+    """||theta_t - theta_0|| / ||theta_0|| was 0/0 = NaN for a parameter initialized at 0."""
+    X = sphere(6)
+    net = nk.MLP(3, 1, 0, seed=0)
+    with torch.no_grad():
+        net.layers[0].weight.zero_()
+    h = nk.train(net, X, X[:, 0], lr=0.1, steps=2, progress=False)
+    np.testing.assert_array_equal(h.movement, [0.0, np.inf, np.inf])
+    still = nk.MLP(3, 4, 1, seed=0)  # all zero: no gradient reaches any parameter
+    with torch.no_grad():
+        for p in still.parameters():
+            p.zero_()
+    h = nk.train(still, X, X[:, 0], lr=0.1, steps=2, progress=False)
+    assert np.all(h.movement == 0) and all(np.all(v == 0) for v in h.movement_by_parameter.values())
