@@ -238,6 +238,59 @@ def test_fc_numpy_torch_float32_and_tiles(activation, kind, X, arch, obj, block)
                     tol, f"K(X, Y) block_size={block}")
 
 
+_NEW_STEP_ZERO = ("NEW, found by this suite (not in issue 10): the step kernel at a zero input without bias: "
+                  "K(X)[i, i] = 0.5 (cosine 0) but diag(X)[i] = 1 (rho = 1), the network's value is 0 "
+                  "(step(0) = 0); owner: ntklib/kernels.py (core)")
+_ZERO_FAILS = {("step", k): _NEW_STEP_ZERO for k in KINDS}
+
+
+@pytest.mark.parametrize("activation, kind", _params(FC_CASES, _ZERO_FAILS))
+@_profile(8)
+@given(X=points(log10_q=(-1.0, 1.0)), arch=archs, where=st.integers(0, 10))
+def test_fc_zero_input_and_ntk_minus_nngp(activation, kind, X, arch, where):
+    """A zero row (its direction is undefined; its kernel values are the network's at x = 0):
+    K(X) finite, diag(X) its diagonal, PSD; and Theta - Sigma = Theta^(L-1) o Sigma_dot^(L) (a Schur
+    product of PSD matrices) is PSD."""
+    X = X.copy()
+    X[where % len(X)] = 0.0
+    kw = dict(activation=activation, **arch)
+    K = fc_gram(kind, False, X, **kw)
+    d = fc_diag(kind, X, **kw)
+    tol = fc_tol(activation, arch["depth"], X.shape[1])
+    assert np.isfinite(K).all()
+    assert_diag(np.diag(K), d, tol, "diag(X) vs diagonal of K(X)")
+    assert_psd(K, len(X) * (tol + EPS64), "K(X)")
+    if kind == "ntk":  # both carry errors <= tol on K's scale: lambda_min(K - N) >= -2 n (tol + eps) lambda_max(K)
+        lam = np.linalg.eigvalsh(K - fc_gram("nngp", False, X, **kw))
+        assert lam.min() >= -2 * len(X) * (tol + EPS64) * np.linalg.eigvalsh(K).max(), lam
+
+
+@pytest.mark.parametrize("activation, kind", _params(FC_CASES, {}))
+@_profile(6)
+@given(X=points(log10_q=(0.0, 0.0), parallel=False), arch=archs)
+def test_fc_kappa_is_the_kernel_of_unit_vectors(activation, kind, X, arch):
+    """kappa(x . y) = K(x, y) for unit vectors (the unit-sphere form), u = 1 on the diagonal."""
+    X = X / np.linalg.norm(X, axis=1)[:, None]
+    u = np.clip(X @ X.T, -1.0, 1.0)
+    np.fill_diagonal(u, 1.0)
+    K = fc_gram(kind, False, X, activation=activation, **arch)
+    d = np.diag(K)
+    kap = nk.kappa(u, kernel=kind, activation=activation, **arch)
+    assert_close_cs(kap, K, d, d, fc_tol(activation, arch["depth"], X.shape[1]), "kappa(u) vs K")
+
+
+_C_ULPS = "issue 10 'messages': kappa(1 + 2.3e-16) raises; being fixed on branch core"
+
+
+@pytest.mark.parametrize("ulps", _params([(k,) for k in (1, 2, 4)], {(k,): _C_ULPS for k in (1, 2, 4)}))
+def test_kappa_accepts_a_few_ulps_above_one(ulps):
+    """A unit-vector dot product lands a few ulps above 1: kappa takes it as 1 (the kernel of a
+    point with itself, (L + 1) for the ReLU NTK), as nk.ntk does with its cosines."""
+    u = 1.0 + ulps * EPS64
+    assert float(nk.kappa(u, depth=2)) == 3.0
+    assert float(nk.kappa(-u, depth=2, kernel="nngp")) == float(nk.kappa(-1.0, depth=2, kernel="nngp"))
+
+
 # ---- homogeneity of the bias-free ReLU-type kernels ------------------------------------------
 def degree(activation, depth):
     """p with K(cX) = c^p K(X) for c > 0, bias 0: Sigma^(0) = x.y has degree 2 and a layer of
@@ -411,6 +464,40 @@ def test_cntk_numpy_torch_float32(pooling, filter_size, kind, X, args):
     K32 = k(X, dtype=torch.float32)
     assert type(K32) is np.ndarray and K32.dtype == np.float32
     assert_close_cs(K32, K, d, d, cntk_tol(args["depth"], EPS32), "float32 vs float64")
+
+
+@pytest.mark.parametrize("kind", _params([(k,) for k in KINDS], {}))
+@_profile(8)
+@given(X=images(), args=cntk_args, zero=st.booleans())
+def test_cntk_filter_1_is_the_fc_kernel_of_the_pixels(kind, X, args, zero):
+    """With 1 x 1 filters every pixel is an independent FC ReLU network, so the vanilla CNTK is
+    sum_p K_fc(x_p, y_p) and the GAP one mean_{p, p'} K_fc(x_p, y_p') (fix=False; the pixels are
+    C-vectors); cntk_grid gives the same, and cntk_pixel_pairs has that mean and trace. A zero image
+    has a zero row and column (every layer is homogeneous of degree 2)."""
+    X = X.copy()
+    if zero:
+        X[-1] = 0.0
+    depth = args["depth"]
+    n, C, H, W = X.shape
+    P = X.transpose(0, 2, 3, 1).reshape(n, H * W, C)
+    fc = nk.ntk if kind == "ntk" else nk.nngp
+    blocks = [[fc(P[i], P[j], depth=depth) for j in range(n)] for i in range(n)]
+    vanilla = np.array([[np.trace(b) for b in row] for row in blocks])
+    gap = np.array([[b.mean() for b in row] for row in blocks])
+    Kv = nk.cntk(X, depth=depth, pooling="vanilla", filter_size=1, kernel=kind)
+    Kg = nk.cntk(X, depth=depth, pooling="gap", filter_size=1, kernel=kind)
+    tol = cntk_tol(depth)
+    assert_close_cs(Kv, vanilla, np.diag(vanilla), np.diag(vanilla), tol, "vanilla vs sum of FC")
+    assert_close_cs(Kg, gap, np.diag(gap), np.diag(gap), tol, "GAP vs mean of FC")
+    if zero:
+        assert not Kv[-1].any() and not Kg[-1].any()
+    grid = nk.cntk_grid(X, depths=[depth], fix=[False], pooling="gap", filter_size=1, kernel=kind)
+    assert np.array_equal(grid[depth, False], Kg)
+    pp = nk.cntk_pixel_pairs(X[0], X[-1], depth=depth, filter_size=1, kernel=kind)
+    assert pp.shape == (H, W, H, W)
+    scale = math.sqrt(abs(gap[0, 0] * gap[-1, -1]))
+    assert abs(pp.mean() - Kg[0, -1]) <= tol * scale + 0.0
+    assert abs(np.einsum("ijij->", pp) - Kv[0, -1]) <= tol * math.sqrt(abs(vanilla[0, 0] * vanilla[-1, -1]))
 
 
 CNTK_E64 = (-480, -332, -166, 166, 332, 480)  # c = 2^e, 1e-144 ... 1e144: c^2 K is a normal number
