@@ -291,6 +291,37 @@ def test_kappa_accepts_a_few_ulps_above_one(ulps):
     assert float(nk.kappa(-u, depth=2, kernel="nngp")) == float(nk.kappa(-1.0, depth=2, kernel="nngp"))
 
 
+@st.composite
+def mixed_archs(draw):
+    """A per-layer architecture: one closed-form activation per hidden layer, depth + 1 bias variances,
+    one weight variance per layer (or None: c_sigma)."""
+    depth = draw(st.integers(1, 3))
+    closed = [a for a in ACTS if not is_quadrature(a)]
+    return {"depth": depth, "activation": draw(st.lists(st.sampled_from(closed), min_size=depth, max_size=depth)),
+            "bias_var": draw(st.lists(st.sampled_from([0.0, 0.1, 1.0]), min_size=depth + 1, max_size=depth + 1)),
+            "weight_var": draw(st.none() | st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=depth,
+                                                     max_size=depth))}
+
+
+@pytest.mark.parametrize("kind", _params([(k,) for k in KINDS], {}))
+@_profile(15)
+@given(XY=point_pairs(), arch=mixed_archs())
+def test_fc_per_layer_architectures(kind, XY, arch):
+    """Mixed activations, per-layer biases and weight variances: K(X) exactly symmetric and PSD,
+    diag its diagonal, K(X, Y) = K(Y, X)^T, the object = the function (per-layer weight variances
+    other than c_sigma scale each layer's slope by at most 2: AMP covers it)."""
+    X, Y = XY
+    K = fc_gram(kind, False, X, **arch)
+    assert np.array_equal(K, K.T)
+    k = (nk.NTK if kind == "ntk" else nk.NNGP)(**arch)
+    assert np.array_equal(k(X), K)
+    d, dy = k.diag(X), k.diag(Y)
+    tol = 2**arch["depth"] * fc_tol("relu", arch["depth"], X.shape[1])
+    assert_diag(np.diag(K), d, tol, "diag(X) vs diagonal of K(X)")
+    assert_psd(K, len(X) * (tol + EPS64), "K(X)")
+    assert_close_cs(k(X, Y), k(Y, X).T, d, dy, tol, "K(X, Y) vs K(Y, X)^T")
+
+
 # ---- homogeneity of the bias-free ReLU-type kernels ------------------------------------------
 def degree(activation, depth):
     """p with K(cX) = c^p K(X) for c > 0, bias 0: Sigma^(0) = x.y has degree 2 and a layer of
@@ -448,6 +479,37 @@ def test_cntk_flip_transpose_channel_rotation_permutation(pooling, filter_size, 
     assert_close_cs(k(np.einsum("nchw,cd->ndhw", X, Q)), K, d, d, tol, "channel rotation")
     perm = rng.permutation(len(X))
     assert_close_cs(k(X[perm]), K[np.ix_(perm, perm)], d[perm], d[perm], tol, "K(PX) vs P K P^T")
+
+
+@pytest.mark.parametrize("filter_size, kind", _params([(f, k) for f in (1, 3) for k in KINDS], {}))
+@_profile(6)
+@given(seed=seeds, args=cntk_args, c=st.integers(1, 2), shifts=st.lists(st.integers(0, 1), min_size=6, max_size=6))
+def test_cntk_translation_invariant_away_from_the_border(filter_size, kind, seed, args, c, shifts):
+    """Images whose content (c x c pixels) lies at least depth * (q // 2) zero pixels inside the border:
+    the zero padding then never cuts a receptive field, so the finite-image recursion is the one on
+    the whole plane, which commutes with translations. GAP sums over all pixel pairs, so it is
+    invariant when each image is translated on its own; vanilla (same-position pairs) when all are
+    translated together."""
+    depth, q = args["depth"], filter_size
+    m = depth * (q // 2)
+    side = c + 2 * m + 1  # one pixel of room to move
+    rng = np.random.default_rng(seed)
+    content = rng.standard_normal((3, 2, c, c))
+
+    def place(offsets):
+        X = np.zeros((3, 2, side, side))
+        for i, (a, b) in enumerate(offsets):
+            X[i, :, m + a: m + a + c, m + b: m + b + c] = content[i]
+        return X
+
+    X0 = place([(0, 0)] * 3)
+    own = place(list(zip(shifts[:3], shifts[3:])))
+    common = place([(shifts[0], shifts[3])] * 3)
+    tol = cntk_tol(depth)
+    for pooling, X in (("gap", own), ("gap", common), ("vanilla", common)):
+        k = cntk_obj(pooling, filter_size, kind, **args)
+        K, d = k(X0), k.diag(X0)
+        assert_close_cs(k(X), K, d, d, tol, f"{pooling}: translated {shifts}")
 
 
 @pytest.mark.parametrize("pooling, filter_size, kind", _params(CNTK_CASES, {}))
