@@ -457,6 +457,7 @@ def test_cntk_symmetry_psd_diag_tiles(pooling, filter_size, kind, X, m, seed, ar
     assert np.array_equal(Kb, Kb.T)
     assert_close_cs(Kb, K, d, d, tol, f"pairs_per_block={block}")
     assert_close_cs(k(X, Y, pairs_per_block=block), k(X, Y), d, dy, tol, f"K(X, Y) pairs_per_block={block}")
+    assert_diag(k.diag(X, pairs_per_block=block), d, tol, f"diag(X, pairs_per_block={block})")
 
 
 @pytest.mark.parametrize("pooling, filter_size, kind", _params(CNTK_CASES, {}))
@@ -674,6 +675,8 @@ NETS = {
     "relu": {"width": 8, "depth": 2},
     "erf-bias": {"width": 8, "depth": 2, "activation": "erf", "bias_var": 0.2},
     "relu-jacobian": {"width": 6, "depth": 1},
+    "relu-standard": {"width": 8, "depth": 2, "parameterization": "standard", "bias_var": 0.1},
+    "tanh-mean_field": {"width": 8, "depth": 1, "parameterization": "mean_field", "activation": "tanh"},
 }
 
 
@@ -715,13 +718,17 @@ def test_empirical_ntk_symmetric_psd_permutation(name, X, seed, seed2):
 EMP_E = (-332, -166, 166, 332)
 
 
-@pytest.mark.parametrize("method, e", _params([(m, e) for m in ("structured", "jacobian") for e in EMP_E], {}))
+EMP_CASES = [(m, "ntk", e) for m in ("structured", "jacobian") for e in EMP_E] + [
+    ("structured", p, e) for p in ("standard", "mean_field") for e in (-332, 332)]
+
+
+@pytest.mark.parametrize("method, parameterization, e", _params(EMP_CASES, {}))
 @_profile(5)
 @given(X=points(log10_q=(-1.0, 1.0), d=(3, 3)), seed=st.integers(0, 1000))
-def test_empirical_ntk_of_a_relu_net_positively_homogeneous(method, e, X, seed):
+def test_empirical_ntk_of_a_relu_net_positively_homogeneous(method, parameterization, e, X, seed):
     """A bias-free ReLU network has f(cx) = c f(x) for every parameter value, so its parameter
     gradient at cx is c times that at x and the empirical NTK is K(cX) = c^2 K(X), c = 2^e."""
-    model = nk.MLP(3, width=8, depth=2, seed=seed)
+    model = nk.MLP(3, width=8, depth=2, seed=seed, parameterization=parameterization)
     K = nk.empirical_ntk(model, X, method=method)
     d = np.diag(K)
     Kc = nk.empirical_ntk(model, np.ldexp(X, e), method=method)
