@@ -61,6 +61,8 @@ AMP = 8.0
 #: scaled kernels c^p K (p = the homogeneity degree) are tested where they lie within
 #: [TINY_MARGIN * tiny, max / HUGE_MARGIN]: normal numbers with 10 bits of room either side
 HUGE_MARGIN = TINY_MARGIN = 2.0**10
+#: what an overflow refusal must say (today's FC messages: "... too large ...", "... overflow ...; rescale")
+OVERFLOW_MESSAGE = "(?i)overflow|too large|rescale"
 
 
 def _profile(n):
@@ -207,7 +209,7 @@ def test_fc_rotation_invariant_and_permutation_equivariant(activation, kind, X, 
 
 @pytest.mark.parametrize("activation, kind", _params(FC_CASES, _QUAD_FAILS))
 @_profile(10)
-@given(X=points(), arch=archs, obj=st.booleans(), block=st.sampled_from([1, 2, 3]))
+@given(X=points(), arch=archs, obj=st.booleans(), block=st.sampled_from([1, 2, 3, np.int64(2)]))
 def test_fc_numpy_torch_float32_and_tiles(activation, kind, X, arch, obj, block):
     """numpy in gives float64 numpy out, a tensor gives a tensor with the same values; float32
     agrees with float64 to the float32 round-off; block_size does not change the result."""
@@ -222,7 +224,7 @@ def test_fc_numpy_torch_float32_and_tiles(activation, kind, X, arch, obj, block)
     # the float32 kernel of the float32-rounded inputs: the rounding of X is one more relative eps32
     f32 = np.finfo(np.float32)
     if np.abs(d).max() > f32.max / HUGE_MARGIN:  # relu^k deep: K overflows float32
-        with pytest.raises(ValueError, match="overflow|too large"):
+        with pytest.raises(ValueError, match=OVERFLOW_MESSAGE):
             fc_gram(kind, obj, X, dtype=torch.float32, **kw)
     elif np.abs(d).min() >= f32.tiny * TINY_MARGIN:  # (relu^k deep at q << 1 underflows float32: no test)
         K32 = fc_gram(kind, obj, X, dtype=torch.float32, **kw)
@@ -387,7 +389,7 @@ def test_fc_finite_for_representable_inputs(activation, kind, e, X, arch):
         if is_quadrature(activation):
             warnings.simplefilter("ignore", RuntimeWarning)
         if log10_max > 300:
-            with pytest.raises(ValueError, match="overflow|too large"):
+            with pytest.raises(ValueError, match=OVERFLOW_MESSAGE):
                 fc_gram(kind, False, Xc, activation=activation, **arch)
             return
         K = fc_gram(kind, False, Xc, activation=activation, **arch)
@@ -438,7 +440,7 @@ def cntk_obj(pooling, filter_size, kind, depth, fix):
 
 @pytest.mark.parametrize("pooling, filter_size, kind", _params(CNTK_CASES, {}))
 @_profile(8)
-@given(X=images(), m=st.integers(1, 2), seed=seeds, args=cntk_args, block=st.sampled_from([1, 2, 5]))
+@given(X=images(), m=st.integers(1, 2), seed=seeds, args=cntk_args, block=st.sampled_from([1, 2, 5, np.int64(3)]))
 def test_cntk_symmetry_psd_diag_tiles(pooling, filter_size, kind, X, m, seed, args, block):
     """K(X) exactly symmetric and PSD, K(X, Y) = K(Y, X)^T, diag(X) its diagonal, the same for
     every pairs_per_block, and the function equal to the object."""
@@ -586,7 +588,7 @@ def test_cntk_positively_homogeneous_at_extreme_scales(pooling, filter_size, dty
         return  # fix=True, depth 1: the zero kernel
     assert 2 * e + math.log2(d.min()) > math.log2(finfo.tiny * TINY_MARGIN)
     if 2 * e + math.log2(d.max()) > math.log2(finfo.max):
-        with pytest.raises(ValueError, match="overflow|too large"):
+        with pytest.raises(ValueError, match=OVERFLOW_MESSAGE):
             k(np.ldexp(X, e), dtype=dt)
         return
     assert 2 * e + math.log2(d.max()) < math.log2(finfo.max / HUGE_MARGIN)
