@@ -106,7 +106,12 @@ class _Radial:
         y = x if Y is None else as_points(Y, "Y", dtype=x.dtype, device=x.device)
         check_same_features(x, y)
         z = _scaled_distances(x, y, self.scale).to(x.dtype)
-        return returns_like(X, self._profile(z, TorchMath))
+        K = self._profile(z, TorchMath)
+        if Y is None:
+            # z is exactly symmetric, but torch's vectorized pow/exp can round K_ij and K_ji apart
+            # (a SIMD body and a scalar tail): mirror the upper triangle
+            K = torch.triu(K) + torch.triu(K, 1).T
+        return returns_like(X, K)
 
     def diag(self, X, *, dtype=None):
         r"""The diagonal :math:`k(x_i, x_i) = \phi(0)` of ``self(X)``, without the matrix (:math:`O(n)`).
