@@ -48,6 +48,7 @@ import functools
 import math
 import numbers
 import re
+import sys
 from collections.abc import Callable
 
 import mpmath as mp
@@ -66,6 +67,9 @@ __all__ = [
     "Sin",
     "Cos",
     "Identity",
+    "ABReLU",
+    "Sign",
+    "GELU",
     "Quadrature",
     # the factories of the closed forms, and names
     "relu",
@@ -74,6 +78,10 @@ __all__ = [
     "sin",
     "cos",
     "identity",
+    "abrelu",
+    "leaky_relu",
+    "sign",
+    "gelu",
     "get_activation",
     "ACTIVATION_NAMES",
     # the mathematics behind them
@@ -516,6 +524,14 @@ class Activation(abc.ABC):
         if self._c_sigma is None:
             if self.closed_form:
                 value = _closed_form_c_sigma(self)  # shared by equal activations
+                if not sys.float_info.min <= value < math.inf:
+                    with mp.workdps(15):
+                        exact = self.c_sigma_mp()
+                    raise ValueError(
+                        f"{self!r} has c_sigma = {mp.nstr(exact, 6)}, outside float64's normal range: the "
+                        "float64 kernels cannot carry it (its duals at unit variance overflow or vanish); use "
+                        "the high-precision path (c_sigma_mp, kappa_mp) or a smaller power"
+                    )
             else:
                 one = torch.ones((), dtype=torch.float64)
                 value = 1.0 / self._positive(float(self.duals(one, one, one, deriv=False)[0]))
@@ -761,6 +777,12 @@ ho = 1`, the
     return dual, dual_deriv
 
 
+def _ratios(M, q, c):
+    """``(q / (q + c), c / (q + c))`` without overflow (``q + c`` stays finite where ``q`` is)."""
+    d = q + c
+    return q / d, c / d
+
+
 class Erf(ClosedForm):
     r""":math:`\sigma = \mathrm{erf}`, with Williams' (1997) closed forms.
 
@@ -797,12 +819,18 @@ class Erf(ClosedForm):
         return (2 / math.sqrt(math.pi)) * torch.exp(-z * z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
-        # arcsin(2 q12 / D) with D = sqrt((1 + 2 q11)(1 + 2 q22)) is atan2(2 q12, sqrt(det)) since
-        # D^2 - 4 q12^2 = det: no cancellation in det and none in arcsin near 1 (large variances)
-        q12 = rho * (M.sqrt(q11 * q22) if root is None else root)
-        root_det = M.sqrt(1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho)))
-        dual = (2 / M.pi) * M.atan2(2 * q12, root_det)
-        return dual, ((4 / M.pi) / root_det if deriv else None)
+        # divided by D = sqrt(1 + 2 q11) sqrt(1 + 2 q22): 2 q12 / D = rho g with g = sqrt(a1 a2),
+        # a_i = q_ii / (q_ii + 1/2), and det / D^2 = b1 + a1 b2 + a1 a2 (1 - rho)(1 + rho) with
+        # b_i = 1 - a_i: no cancellation, none in arcsin near 1, and no overflow (q11 q22 was inf
+        # from q ~ 1e154 on, and 0 * inf = NaN)
+        a1, b1 = _ratios(M, q11, 0.5)
+        a2, b2 = _ratios(M, q22, 0.5)
+        root_d = M.sqrt(b1 + a1 * b2 + (a1 * a2) * ((1 - rho) * (1 + rho)))
+        dual = (2 / M.pi) * M.atan2(rho * (M.sqrt(a1) * M.sqrt(a2)), root_d)
+        if not deriv:
+            return dual, None
+        # 4 / (pi sqrt(det)) with sqrt(det) = 2 sqrt(q11 + 1/2) sqrt(q22 + 1/2) root_d
+        return dual, (2 / M.pi) / (M.sqrt(q11 + 0.5) * M.sqrt(q22 + 0.5) * root_d)
 
 
 def _trigonometric(M, q11, q22, rho, root, deriv: bool, odd_first: bool):
@@ -916,6 +944,241 @@ class Identity(ClosedForm):
     def _formula(self, M, q11, q22, rho, deriv, root):
         dual = rho * (M.sqrt(q11 * q22) if root is None else root)
         return dual, (M.full(1.0, q11, q22, rho) if deriv else None)
+
+
+class ABReLU(ClosedForm):
+    r"""The two-slope ReLU :math:`\sigma(z) = a\max(z, 0) + b\min(z, 0)`: leaky ReLU, abs, ...
+
+    From the arc-cosine integrals :math:`J_0, J_1` of the positive and negative parts (the pair
+    :math:`(u, -v)` has the angle :math:`\pi - \theta`), with :math:`s = \sqrt{q_{11}q_{22}}` and
+    :math:`\cos\theta = \rho`:
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] = \frac{s}{2\pi}\big[(a^2+b^2) J_1(\theta) - 2ab\,J_1(\pi-\theta)\big]
+        = s\Big[\frac{(a-b)^2\sin\theta}{2\pi} + \rho\,D\Big], \qquad
+        \mathbb E[\sigma'(u)\sigma'(v)] = D = \frac{(a^2+b^2)(\pi-\theta) + 2ab\,\theta}{2\pi},
+
+    and :math:`c_\sigma = 2/(a^2+b^2)`. Made by :func:`abrelu` and :func:`leaky_relu`; named
+    ``"leaky_relu"`` (:math:`a = 1, b = 0.01`), ``"leaky_relu(<b>)"`` (:math:`a = 1`), ``"abs"``
+    (:math:`a = 1, b = -1`) and ``"abrelu(<a>, <b>)"`` otherwise, names :func:`get_activation`
+    parses back.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        The slope for :math:`z > 0`.
+    b : float, default 0.0
+        The slope for :math:`z < 0`.
+
+    Raises
+    ------
+    TypeError
+        ``a`` or ``b`` not a real number.
+    ValueError
+        ``a`` or ``b`` not finite, or both 0 (:math:`c_\sigma` undefined).
+
+    Notes
+    -----
+    Exact endpoints: :math:`(\pi - \theta)/(2\pi)` and :math:`\theta/(2\pi)` are evaluated as
+    :math:`\arccos(\mp\rho)/(2\pi)`, exactly 0 and 1/2 at :math:`\rho = \pm 1`, and
+    :math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}` is exactly 0 there: the dual is :math:`s(a^2+b^2)/2`
+    at :math:`\rho = 1` and :math:`-ab\,s` at :math:`\rho = -1`, the derivative dual
+    :math:`(a^2+b^2)/2` and :math:`ab`. When :math:`ab < 0` (abs), :math:`D` changes sign and is
+    evaluated as :math:`(a+b)^2/4 + (a-b)^2 \arcsin(\rho)/(2\pi)` (the arcsine as an ``atan2``),
+    accurate relative to its own size near its zero. At the kink the derivative is taken as
+    :math:`b` (``torch.where(z > 0, a, b)``, what autograd gives), a set of measure zero.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.abrelu(1, -1).name, nk.abrelu(1, -1).c_sigma       # |z|: E[z^2] = 1
+    ('abs', 1.0)
+    >>> nk.leaky_relu(), nk.leaky_relu().name, nk.leaky_relu(0.2).name
+    (leaky_relu(0.01), 'leaky_relu', 'leaky_relu(0.2)')
+    >>> # rho = -1: E[sigma(u) sigma(-u)] = -a b q
+    >>> float(nk.abrelu(2, 0.5).dual(3.0, -3.0, 3.0))
+    -3.0
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 0.0):
+        self._a, self._b = _slope(a, "a"), _slope(b, "b")
+        if self._a == 0 and self._b == 0:
+            raise ValueError("a and b must not both be 0 (sigma = 0 has no c_sigma)")
+        a, b = self._a, self._b
+        if a == 1 and b == -1:
+            name = "abs"
+        elif a == 1:
+            name = "leaky_relu" if b == 0.01 else f"leaky_relu({b!r})"
+        else:
+            name = f"abrelu({a!r}, {b!r})"
+        super().__init__(name)
+
+    @property
+    def a(self) -> float:
+        """The slope for :math:`z > 0`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.leaky_relu(0.1).a, nk.leaky_relu(0.1).b
+        (1.0, 0.1)
+        """
+        return self._a
+
+    @property
+    def b(self) -> float:
+        """The slope for :math:`z < 0`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.get_activation("abs").b
+        -1.0
+        """
+        return self._b
+
+    def _key(self):
+        return (self._a, self._b)
+
+    def __repr__(self):
+        if self._a == 1 and self._b != -1:
+            return f"leaky_relu({self._b!r})"
+        return f"abrelu({self._a!r}, {self._b!r})"
+
+    def _sigma(self, z):
+        return torch.where(z > 0, self._a * z, self._b * z)
+
+    def _dsigma(self, z):
+        return torch.where(z > 0, torch.full_like(z, self._a), torch.full_like(z, self._b))
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        a, b = M.const(self._a), M.const(self._b)  # exact at the working precision on mpmath
+        s2 = (1 - rho) * (1 + rho)
+        sin_theta = M.sqrt(s2)
+        if self._a * self._b >= 0:  # both terms >= 0; arccos(-+rho) / (2 pi) exactly 0 and 1/2 at rho = +-1
+            d = (a * a + b * b) * (M.acos(-rho) / (2 * M.pi)) + (2 * a * b) * (M.acos(rho) / (2 * M.pi))
+        else:  # D has a zero: the arcsine form keeps its relative accuracy there
+            d = (a + b) ** 2 / 4 + (a - b) ** 2 * (M.atan2(rho, sin_theta) / (2 * M.pi))
+        s = M.sqrt(q11 * q22) if root is None else root
+        dual = s * ((a - b) ** 2 * (sin_theta / (2 * M.pi)) + rho * d)
+        return dual, (M.broadcast(d, q11, q22) if deriv else None)
+
+
+def _slope(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (a slope); got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite (a slope); got {value}")
+    return value + 0.0  # -0.0 -> 0.0: one name per activation
+
+
+class Sign(ClosedForm):
+    r""":math:`\sigma(z) = \operatorname{sign}(z)`: dual :math:`\frac2\pi\arcsin\rho`, :math:`c_\sigma = 1`.
+
+    :math:`\mathbb E[\operatorname{sign}u\,\operatorname{sign}v] = 1 - 2\theta/\pi =
+    \frac{2}{\pi}\arcsin\rho`, independent of the variances (0 when one of them is 0), evaluated
+    as :math:`\frac2\pi\operatorname{atan2}(\rho, \sqrt{(1-\rho)(1+\rho)})`: exactly :math:`\pm1` at
+    :math:`\rho = \pm1` and accurate relative to its size near :math:`\rho = 0`. Made by :func:`sign`;
+    named ``"sign"``.
+
+    Notes
+    -----
+    The derivative dual is 0, by the convention of the step (see :class:`ReLUk`): the derivative of
+    :math:`\operatorname{sign}` vanishes almost everywhere, which is what ``derivative`` returns and
+    what ``torch.autograd`` computes through a sign network; its distributional derivative
+    :math:`2\delta(z)` is not a function. With the convention the sign's NTK equals its NNGP.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Sign() == nk.sign(), nk.sign().c_sigma
+    (True, 1.0)
+    >>> float(nk.sign().dual(1.0, 0.5, 1.0)) * 3        # (2/pi) arcsin(1/2) = 1/3
+    1.0
+    """
+
+    def __init__(self):
+        super().__init__("sign")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.sign(z)
+
+    def _dsigma(self, z):
+        return torch.zeros_like(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        s = M.sqrt(q11 * q22) if root is None else root
+        # sign(u) sign(v) = 0 where a variance is 0 (u = 0 surely)
+        dual = M.atan2(rho, M.sqrt((1 - rho) * (1 + rho))) * (2 / M.pi) * M.sign(s)
+        return M.broadcast(dual, q11, q22), (M.full(0.0, q11, q22, rho) if deriv else None)
+
+
+class GELU(ClosedForm):
+    r""":math:`\sigma(z) = z\,\Phi(z)` (Hendrycks & Gimpel 2016), with closed-form duals.
+
+    With :math:`c_i = 1 + q_{ii}`, :math:`\Delta = c_1c_2 - q_{12}^2` and
+    :math:`r = q_{12}/\sqrt{c_1c_2}` (derived in ``book/ntk.md`` by Stein's lemma, writing
+    :math:`\Phi(u) = P(X \le u)` for an independent standard normal :math:`X`):
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] &= q_{12}\Big(\frac14 + \frac{\arcsin r}{2\pi}\Big)
+            + \frac{q_{11}q_{22}\Delta + q_{12}^2}{2\pi\,c_1c_2\sqrt\Delta}, \\
+        \mathbb E[\sigma'(u)\sigma'(v)] &= \frac14 + \frac{\arcsin r}{2\pi}
+            + \frac{q_{12}}{2\pi\sqrt\Delta}\Big(\frac1{c_1} + \frac1{c_2} + \frac1\Delta\Big),
+
+    :math:`\sigma'(z) = \Phi(z) + z\varphi(z)`. Made by :func:`gelu`; named ``"gelu"``.
+
+    Notes
+    -----
+    Evaluated in the ratios :math:`a_i = q_{ii}/c_i` and :math:`b_i = 1/c_i`: with
+    :math:`g = \sqrt{a_1}\sqrt{a_2}`, :math:`1 - r^2 = \Delta/(c_1c_2) = b_1 + a_1b_2 +
+    a_1a_2(1-\rho)(1+\rho)` (no cancellation) and :math:`\frac14 + \frac{\arcsin r}{2\pi} =
+    \operatorname{atan2}(\sqrt{1-r^2}, -\rho g)/(2\pi)`, so that nothing overflows for any finite
+    variances (the dual grows like :math:`q`). Accurate to a few ulps against a 50-digit reference;
+    just inside :math:`\rho = -1` at large variances the dual is a small difference of terms of size
+    :math:`\sqrt{q_{11}q_{22}}` and accurate to rounding relative to that scale (as the ReLU's).
+
+    Examples
+    --------
+    >>> import math, ntklib as nk
+    >>> g = nk.gelu()
+    >>> g, g == nk.get_activation("gelu"), g.closed_form
+    (gelu(), True, True)
+    >>> # independent u, v: E[u Phi(u)] E[v Phi(v)] = q^2 / (2 pi (1 + q))
+    >>> bool(math.isclose(g.dual(1.0, 0.0, 1.0), 1 / (4 * math.pi)))
+    True
+    """
+
+    def __init__(self):
+        super().__init__("gelu")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.nn.functional.gelu(z)
+
+    def _dsigma(self, z):
+        return _gelu_deriv(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        a1, b1 = _ratios(M, q11, 1)
+        a2, b2 = _ratios(M, q22, 1)
+        g = M.sqrt(a1) * M.sqrt(a2)
+        d = b1 + a1 * b2 + (a1 * a2) * ((1 - rho) * (1 + rho))  # 1 - r^2, r = rho g
+        root_d = M.sqrt(d)
+        angle = M.atan2(root_d, -rho * g) / (2 * M.pi)  # 1/4 + arcsin(r) / (2 pi)
+        s = M.sqrt(q11 * q22) if root is None else root
+        dual = s * (rho * angle + g * (d + rho * rho * (b1 * b2)) / (2 * M.pi * root_d))
+        if not deriv:
+            return dual, None
+        return dual, angle + (rho * g / root_d) * (b1 + b2 + b1 * b2 / d) / (2 * M.pi)
 
 
 class Quadrature(Activation):
@@ -1266,6 +1529,104 @@ def identity() -> Identity:
     return Identity()
 
 
+def abrelu(a: float = 1.0, b: float = 0.0) -> ABReLU:
+    r"""The two-slope ReLU :math:`a\max(z, 0) + b\min(z, 0)` with closed-form duals.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        The slope for :math:`z > 0`.
+    b : float, default 0.0
+        The slope for :math:`z < 0`; ``abrelu(1, -1)`` is :math:`|z|` (named ``"abs"``),
+        ``abrelu(1, alpha)`` the leaky ReLU (:func:`leaky_relu`).
+
+    Returns
+    -------
+    ABReLU
+        Equal to every other ``abrelu`` with the same slopes.
+
+    Raises
+    ------
+    TypeError
+        A slope that is not a real number.
+    ValueError
+        A slope that is not finite, or both 0.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.abrelu(2, 0.5), nk.abrelu(1, -1) == nk.get_activation("abs")
+    (abrelu(2.0, 0.5), True)
+    >>> nk.abrelu(2, 0.5).c_sigma                   # 2 / (a^2 + b^2)
+    0.47058823529411764
+    """
+    return ABReLU(a, b)
+
+
+def leaky_relu(alpha: float = 0.01) -> ABReLU:
+    r"""The leaky ReLU :math:`\max(z, 0) + \alpha\min(z, 0)`, i.e. ``abrelu(1, alpha)``.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        The slope for :math:`z < 0` (torch's default).
+
+    Returns
+    -------
+    ABReLU
+        Named ``"leaky_relu"`` for ``alpha = 0.01`` and ``f"leaky_relu({alpha!r})"`` otherwise.
+
+    Raises
+    ------
+    TypeError
+        ``alpha`` not a real number.
+    ValueError
+        ``alpha`` not finite.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.leaky_relu(0.1), nk.get_activation("leaky_relu(0.1)") == nk.leaky_relu(0.1)
+    (leaky_relu(0.1), True)
+    """
+    return ABReLU(1.0, alpha)
+
+
+def sign() -> Sign:
+    r"""The sign :math:`\operatorname{sign}(z)` with the arcsine dual, named ``"sign"``.
+
+    Returns
+    -------
+    Sign
+        The closed form of sign (all instances are equal); its derivative dual is 0 by the
+        step's convention (see :class:`Sign`).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.sign(), nk.get_activation("sign") == nk.sign()
+    (sign(), True)
+    """
+    return Sign()
+
+
+def gelu() -> GELU:
+    r"""GELU :math:`z\Phi(z)` with closed-form duals, named ``"gelu"``.
+
+    Returns
+    -------
+    GELU
+        The closed form of GELU (all instances are equal).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.gelu(), nk.get_activation("gelu") == nk.gelu()
+    (gelu(), True)
+    """
+    return GELU()
+
+
 def _tanh_deriv(z):
     return 1 - torch.tanh(z) ** 2
 
@@ -1289,17 +1650,25 @@ _FACTORIES = {
     "cos": cos,
     "identity": identity,
     "linear": identity,
+    "abs": lambda: abrelu(1.0, -1.0),
+    "leaky_relu": leaky_relu,
+    "sign": sign,
+    "gelu": gelu,
     "tanh": lambda: Quadrature(torch.tanh, _tanh_deriv, name="tanh"),
-    "gelu": lambda: Quadrature(torch.nn.functional.gelu, _gelu_deriv, name="gelu"),
     "softplus": lambda: Quadrature(torch.nn.functional.softplus, torch.sigmoid, name="softplus"),
     "sigmoid": lambda: Quadrature(torch.sigmoid, _sigmoid_deriv, name="sigmoid"),
 }
-_QUADRATURE_NAMES = ("tanh", "gelu", "softplus", "sigmoid")
+_QUADRATURE_NAMES = ("tanh", "softplus", "sigmoid")
 _RELU_POWER = re.compile(r"relu(0|[1-9][0-9]*)")
+#: the names of the two-slope ReLUs: leaky_relu(<b>) and abrelu(<a>, <b>), slopes as Python floats
+_LEAKY = re.compile(r"leaky_relu\(([^,()]+)\)")
+_ABRELU = re.compile(r"abrelu\(([^,()]+),([^,()]+)\)")
 
-#: The names :func:`get_activation` parses: closed forms first (``"linear"`` is the identity), then
-#: the quadrature activations. ``"relu<k>"`` parses for every ``k >= 0`` (``relu0`` is the step,
-#: ``relu1`` the ReLU); the tuple lists the powers 2 and 3 that the book uses.
+#: The names :func:`get_activation` parses: closed forms first (``"linear"`` is the identity,
+#: ``"abs"`` and ``"leaky_relu"`` two-slope ReLUs), then the quadrature activations. ``"relu<k>"``
+#: parses for every ``k >= 0`` (``relu0`` is the step, ``relu1`` the ReLU); the tuple lists the
+#: powers 2 and 3 that the book uses. ``"leaky_relu(<b>)"`` and ``"abrelu(<a>, <b>)"`` parse for
+#: any finite slopes (the names of :func:`leaky_relu` and :func:`abrelu`).
 ACTIVATION_NAMES = tuple(_FACTORIES)
 
 
@@ -1345,9 +1714,18 @@ def get_activation(activation) -> Activation:
         power = _RELU_POWER.fullmatch(key)
         if power:
             return relu(int(power.group(1)))
+        slopes = _LEAKY.fullmatch(key.replace(" ", "")) or _ABRELU.fullmatch(key.replace(" ", ""))
+        if slopes:
+            try:
+                values = [float(v) for v in slopes.groups()]
+            except ValueError:
+                values = None
+            if values is not None:
+                return abrelu(1.0, *values) if len(values) == 1 else abrelu(*values)
         raise ValueError(
-            f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)}, and relu<k> "
-            "for any integer k >= 0 (or pass nk.relu(k), an nk.Activation or a callable)"
+            f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)}, relu<k> "
+            "for any integer k >= 0, leaky_relu(<b>) and abrelu(<a>, <b>) for slopes a, b (or pass nk.relu(k), "
+            "an nk.Activation or a callable)"
         )
     if callable(activation):
         return Quadrature(activation)

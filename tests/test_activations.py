@@ -26,8 +26,9 @@ def act(name):
 
 
 def test_every_closed_form_is_covered():
-    assert CLOSED == ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity"]
-    assert QUADRATURE == ["tanh", "gelu", "softplus", "sigmoid"]
+    assert CLOSED == ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity", "abs", "leaky_relu", "sign",
+                      "gelu"]
+    assert QUADRATURE == ["tanh", "softplus", "sigmoid"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,8 +210,8 @@ def test_float64_duals_keep_every_digit_at_and_near_rho_plus_minus_one(name):
     A = act(name)
     for q11, q22 in EDGE_VARS:
         for r in EDGE_RHOS:
-            if r < 0 and abs(r) < 1 and name.startswith("relu"):
-                continue
+            if r < 0 and (abs(r) < 1 and name.startswith("relu") or name == "gelu"):
+                continue  # vanishing duals: see the next test
             e, ed = A.duals(_t(q11), _t(q22), _t(r))
             with mp.workdps(50):
                 E, ED, _ = mp_duals(name, q11, q22, mp.mpf(r) * mp.sqrt(mp.mpf(q11) * mp.mpf(q22)))
@@ -219,13 +220,15 @@ def test_float64_duals_keep_every_digit_at_and_near_rho_plus_minus_one(name):
 
 
 @pytest.mark.parametrize("name", CLOSED)
-def test_float64_duals_near_rho_minus_one_are_accurate_to_the_kernel_scale(name):
+@pytest.mark.parametrize("r", [-(1 - 1e-12), -1.0])
+def test_float64_duals_near_rho_minus_one_are_accurate_to_the_kernel_scale(name, r):
     """Near rho = -1 the ReLU^k duals vanish like (pi - theta)^(2k+1), and the J_k recursion
     cancels: relative to their own tiny values they keep only ~eps / (pi - theta)^2, but the
     error stays below eps times the dual's scale sqrt(q11 q22)^k (2k - 1)!!/2, which is what a
-    kernel entry sees (its diagonal has that size)."""
+    kernel entry sees (its diagonal has that size). GELU's duals at and near rho = -1 are small
+    differences of terms of size sqrt(q11 q22) (GELU(u) GELU(-u) = -u^2 Phi(u) Phi(-u) is
+    O(1/sqrt(q)) relative to q): the same bound."""
     A = act(name)
-    r = -(1 - 1e-12)
     for q11, q22 in EDGE_VARS:
         e, ed = A.duals(_t(q11), _t(q22), _t(r))
         e1, ed1 = A.duals(_t(q11), _t(q22), _t(1.0))
@@ -276,6 +279,10 @@ def _mp_sigma(name):
         "sin": (mp.sin, mp.cos),
         "cos": (mp.cos, lambda z: -mp.sin(z)),
         "identity": (lambda z: z, lambda z: mp.mpf(1)),
+        "abs": (abs, lambda z: mp.mpf(1) if z > 0 else mp.mpf(-1)),
+        "leaky_relu": (lambda z: z if z > 0 else z * mp.mpf(0.01), lambda z: mp.mpf(1) if z > 0 else mp.mpf(0.01)),
+        "sign": (mp.sign, lambda z: mp.mpf(0)),
+        "gelu": (lambda z: z * mp.ncdf(z), lambda z: mp.ncdf(z) + z * mp.npdf(z)),
     }[name]
 
 
@@ -415,7 +422,8 @@ def test_duals_rejects_mixed_mp_and_tensor_and_bad_mp_values():
 # ----------------------------------------------------------------------------------------------
 EMITTED = [nk.get_activation(n) for n in nk.ACTIVATION_NAMES] + [nk.relu(k) for k in range(0, 8)]
 NAMESPACE = {"relu": nk.relu, "step": nk.step, "erf": nk.erf, "sin": nk.sin, "cos": nk.cos,
-             "identity": nk.identity, "get_activation": nk.get_activation, "Quadrature": nk.Quadrature,
+             "identity": nk.identity, "abrelu": nk.abrelu, "leaky_relu": nk.leaky_relu, "sign": nk.sign,
+             "gelu": nk.gelu, "get_activation": nk.get_activation, "Quadrature": nk.Quadrature,
              "torch": torch, "numpy": np, "math": math}
 
 
@@ -538,7 +546,7 @@ def test_derivative_by_autograd_and_by_finite_differences():
     torch.testing.assert_close(by_stencil, exact, rtol=0, atol=1e-11)
 
 
-@pytest.mark.parametrize("name", ["tanh", "gelu", "softplus", "sigmoid"])
+@pytest.mark.parametrize("name", ["tanh", "softplus", "sigmoid"])
 def test_named_quadrature_activations_have_consistent_derivatives(name):
     A = nk.get_activation(name)
     z = torch.linspace(-4, 4, 17, dtype=torch.float64)
@@ -550,7 +558,7 @@ def test_named_quadrature_activations_have_consistent_derivatives(name):
 # ----------------------------------------------------------------------------------------------
 def test_unknown_activation_name_lists_the_known_ones():
     known = ", ".join(nk.ACTIVATION_NAMES)
-    with pytest.raises(ValueError, match=f"unknown activation 'swish'; known names: {known}, and relu<k>"):
+    with pytest.raises(ValueError, match=f"unknown activation 'swish'; known names: {known}, relu<k>"):
         nk.get_activation("swish")
     for bad in ("relu-1", "relu01", "relu2.5"):
         with pytest.raises(ValueError, match="unknown activation"):
