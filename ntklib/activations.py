@@ -496,10 +496,12 @@ class Activation(abc.ABC):
         if bool((a < 0).any()) or bool((b < 0).any()):
             raise ValueError("q11 and q22 are variances and must be >= 0")
         den = torch.sqrt(a * b)
+        if not bool(torch.isfinite(den).all()):  # the product overflows from 1e154 on, the root not
+            den = torch.where(torch.isfinite(den), den, torch.sqrt(a) * torch.sqrt(b))
         if bool((c.abs() > den * (1 + 1e-12)).any()):
             raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
         rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
-        e, ed = self.duals(a, b, rho, deriv=deriv)
+        e, ed = self.duals(a, b, rho, deriv=deriv, root=den)
         return scalar_or_array(q12, ed if deriv else e)
 
     # -- normalization and cost ------------------------------------------------------------
