@@ -22,7 +22,10 @@ Closed forms, each with a lowercase factory that is also its repr and a name tha
   q_{12}/\sqrt{q_{11}q_{22}}`;
 * ``erf()`` (Williams 1997), ``sin()`` and ``cos()`` (hyperbolic functions of :math:`q_{12}`),
   ``identity()``;
-* any other callable (tanh, gelu, softplus, sigmoid by name, or a user's function) by
+* the two-slope ReLUs ``abrelu(a, b)`` :math:`= a\max(z, 0) + b\min(z, 0)` (``leaky_relu(alpha)``,
+  named ``"leaky_relu"``; ``"abs"``) from :math:`J_0, J_1`, ``sign()`` (the arcsine), and
+  ``gelu()`` :math:`= z\Phi(z)` (bivariate normal integrals, see :class:`GELU`);
+* any other callable (tanh, softplus, sigmoid by name, or a user's function) by
   two-dimensional Gauss–Hermite quadrature, see :class:`Quadrature`.
 
 The Hermite view: :func:`hermite_coefficients` expands :math:`\sigma` in the orthonormal Hermite
@@ -33,8 +36,9 @@ Inside ntklib the duals are evaluated from the correlation :math:`\rho` rather t
 the recursion in :mod:`ntklib.kernels` keeps :math:`\rho` exact at :math:`\pm 1`, and every formula
 here is written so that no digits are lost there (:math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}`,
 :math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`;
-erf's arcsine as an ``atan2`` of a determinant computed without cancellation; sin's and cos's
-:math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` without overflow). Tested against 50-digit references:
+erf's and GELU's arcsines as an ``atan2`` of a determinant computed without cancellation, in ratios
+:math:`q/(q + c)` that do not overflow; sin's and cos's :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}`
+without overflow). Tested against 50-digit references:
 a few ulps at and near :math:`\rho = \pm 1`. One limit, stated: just inside :math:`\rho = -1`,
 where the ReLU\ :sup:`k` duals vanish like :math:`(\pi - \theta)^{2k+1}`, the :math:`J_k`
 recursion cancels, and they are accurate to rounding relative to the kernel's scale (the value at
@@ -221,7 +225,7 @@ class Activation(abc.ABC):
     r"""An activation :math:`\sigma` together with its duals: the abstract base of every activation.
 
     The subclasses are the closed forms (:class:`ClosedForm`: :class:`ReLUk`, :class:`Erf`,
-    :class:`Sin`, :class:`Cos`, :class:`Identity`), exact in float64 and in arbitrary precision, and
+    :class:`Sin`, :class:`Cos`, :class:`Identity`, :class:`ABReLU`, :class:`Sign`, :class:`GELU`), exact in float64 and in arbitrary precision, and
     :class:`Quadrature`, the two-dimensional Gauss–Hermite rule for any other elementwise callable.
     Kernel code uses only what this class defines: :meth:`duals`, :attr:`c_sigma`,
     :meth:`c_sigma_mp`, :attr:`tile_cost`, and the activation itself for finite networks.
@@ -515,7 +519,9 @@ class Activation(abc.ABC):
         Raises
         ------
         ValueError
-            If :math:`\mathbb E[\sigma(z)^2]` is not positive.
+            If :math:`\mathbb E[\sigma(z)^2]` is not positive; for a closed form whose
+            :math:`c_\sigma` is outside float64's normal range (``relu(k)`` for ``k > 150``:
+            :math:`2/(2k-1)!! < 2^{-1022}`), naming the value and the high-precision path.
 
         Examples
         --------
@@ -620,7 +626,8 @@ class ClosedForm(Activation):
     --------
     >>> import ntklib as nk
     >>> all(isinstance(nk.get_activation(n), nk.activations.ClosedForm)
-    ...     for n in ("relu", "step", "relu3", "erf", "sin", "cos", "identity"))
+    ...     for n in ("relu", "step", "relu3", "erf", "sin", "cos", "identity",
+    ...               "abs", "leaky_relu", "sign", "gelu"))
     True
     """
 
@@ -650,7 +657,9 @@ class ReLUk(ClosedForm):
         \mathbb E[\sigma(u)\sigma(v)] = \frac{(q_{11}q_{22})^{k/2}}{2\pi} J_k(\theta), \qquad
         \mathbb E[\sigma'(u)\sigma'(v)] = \frac{k^2 (q_{11}q_{22})^{(k-1)/2}}{2\pi} J_{k-1}(\theta),
 
-    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`. Made by :func:`relu`
+    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`; past ``k = 150`` it is
+    below float64's range and :attr:`~Activation.c_sigma` raises (the mpmath path,
+    :meth:`~Activation.c_sigma_mp`, has no limit). Made by :func:`relu`
     (and :func:`step`); named ``"step"``, ``"relu"``, ``"relu2"``, ``"relu3"``, ...
 
     Parameters
@@ -753,8 +762,7 @@ def _relu_fused(k: int, q11, q22, rho, deriv: bool, root, scale):
 
     The generic formula's numbers in fewer passes (the kernels' inner loop, e.g. the CNTK's pixel
     step): :math:`c\,J_1/(2\pi) = (J_1/\pi)(c/2)`, where dividing by :math:`\pi` (not multiplying by
-    :math:`1/\pi`) keeps :math:`J_1/\pi = 1` and :math:`J_0/\pi = 1` exact at :math:`
-ho = 1`, the
+    :math:`1/\pi`) keeps :math:`J_1/\pi = 1` and :math:`J_0/\pi = 1` exact at :math:`\rho = 1`, the
     factor :math:`c/2` is skipped for :math:`c_\sigma = 2`, and every intermediate is overwritten in
     place. Since :math:`J/\pi = 2\,(J/(2\pi))` exactly, the bits are those of the generic formula.
     ``rho`` has the full shape and the arguments one dtype (checked by the caller).
@@ -795,11 +803,13 @@ class Erf(ClosedForm):
         \mathbb E[\mathrm{erf}'u\;\mathrm{erf}'v] = \frac{4}{\pi}\big((1+2q_{11})(1+2q_{22})
         - 4q_{12}^2\big)^{-1/2}.
 
-    Made by :func:`erf`; named ``"erf"``. With the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
-    - 4q_{12}^2`, computed as :math:`1 + 2(q_{11}+q_{22}) + 4q_{11}q_{22}(1-\rho)(1+\rho)` without
-    cancellation, the arcsine is evaluated as :math:`\operatorname{atan2}(2q_{12}, \sqrt\Delta)`,
-    which keeps its digits where the arcsine's argument nears 1 (large variances, :math:`\rho \to
-    \pm1`).
+    Made by :func:`erf`; named ``"erf"``. Divided by :math:`D = \sqrt{1+2q_{11}}\sqrt{1+2q_{22}}`:
+    with :math:`a_i = q_{ii}/(q_{ii} + \frac12)` and :math:`b_i = 1 - a_i`, the arcsine's argument
+    is :math:`\rho\sqrt{a_1}\sqrt{a_2}` and the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
+    - 4q_{12}^2` is :math:`D^2 (b_1 + a_1b_2 + a_1a_2(1-\rho)(1+\rho))`, a sum without
+    cancellation; the arcsine is evaluated as an ``atan2`` of the two, which keeps its digits where
+    its argument nears 1 (large variances, :math:`\rho \to \pm1`), and nothing overflows for any
+    finite variances (the plain products overflowed from :math:`q \approx 10^{154}` on).
 
     Examples
     --------
@@ -839,11 +849,10 @@ def _trigonometric(M, q11, q22, rho, root, deriv: bool, odd_first: bool):
     r"""The duals of sin (``odd_first``) and cos, from one pair of hyperbolic parts.
 
     :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and :math:`e^{-(q_{11}+q_{22})/2}\cosh q_{12}` are
-    evaluated as :math:`	frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
+    evaluated as :math:`\frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
     :math:`\delta = q_{11} + q_{22} - 2t = (\sqrt{q_{11}} - \sqrt{q_{22}})^2 + 2\sqrt{q_{11}q_{22}}
-    (1 - |
-ho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
-    :math:`q pprox 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
+    (1 - |\rho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
+    :math:`q \approx 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
     accurate for small :math:`t`.
     """
     root = M.sqrt(q11 * q22) if root is None else root
@@ -1680,8 +1689,9 @@ def get_activation(activation) -> Activation:
     Parameters
     ----------
     activation : str, Activation or callable
-        A name of :data:`ACTIVATION_NAMES` or ``"relu<k>"`` (case-insensitive); an activation,
-        returned as it is; any other callable, wrapped in :class:`Quadrature`.
+        A name of :data:`ACTIVATION_NAMES`, ``"relu<k>"``, ``"leaky_relu(<b>)"`` or
+        ``"abrelu(<a>, <b>)"`` (case-insensitive); an activation, returned as it is; any other
+        callable, wrapped in :class:`Quadrature`.
 
     Returns
     -------
