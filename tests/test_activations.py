@@ -668,7 +668,8 @@ def test_hermite_coefficients_of_a_polynomial_are_exact():
     np.testing.assert_allclose(a, [0, 3, 0, math.sqrt(6), 0, 0, 0, 0], rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["relu", "relu2", "relu3", "step", "erf", "sin", "cos", "tanh", "gelu"])
+@pytest.mark.parametrize("name", ["relu", "relu2", "relu3", "step", "erf", "sin", "cos", "tanh", "gelu", "abs",
+                                  "leaky_relu", "abrelu(2.0, -0.5)", "sign"])
 def test_mehler_series_reproduce_the_duals(name):
     """sum a_i^2 rho^i = E[s(u)s(v)] and sum i a_i^2 rho^(i-1) = E[s'(u)s'(v)] at unit variances.
 
@@ -679,11 +680,12 @@ def test_mehler_series_reproduce_the_duals(name):
     a2 = nk.activations.hermite_coefficients(A, n) ** 2
     i = np.arange(n)
     second = 1 / A.c_sigma
-    quad_tol = 1e-9 if not A.closed_form else 1e-14  # tanh, gelu: the 2-D quadrature's own error
+    quad_tol = 1e-9 if not A.closed_form else 1e-14  # tanh: the 2-D quadrature's own error
     series = (rho[:, None] ** i) @ a2
     np.testing.assert_allclose(series, A.dual(1.0, rho, 1.0), rtol=0, atol=0.9**n * second + quad_tol)
-    if name == "step":  # the series is the Dirac value 1 / (2 pi sqrt(1 - rho^2)), not the convention 0
-        expected = 1 / (2 * np.pi * np.sqrt(1 - rho**2))
+    if name in ("step", "sign"):  # the series is the Dirac value 1 / (2 pi sqrt(1 - rho^2)), not the convention
+        # 0; sign = 2 step - 1 has four times the step's
+        expected = (1 if name == "step" else 4) / (2 * np.pi * np.sqrt(1 - rho**2))
     else:
         expected = A.dual_deriv(1.0, rho, 1.0)
     deriv = (rho[:, None] ** i[:-1]) @ (i[1:] * a2[1:])
