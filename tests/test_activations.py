@@ -923,3 +923,27 @@ def test_relu_power_past_float64_range_is_a_clear_error():
     with mp.workdps(30):
         assert abs(nk.relu(200).c_sigma_mp() * mp_duals("relu200", 1, 1, 1)[0] - 1) < mp.mpf(10) ** -25
     assert nk.relu(150).c_sigma == pytest.approx(2 / math.prod(range(1, 300, 2)), rel=EPS)
+
+
+@pytest.mark.parametrize("args, err, match", [
+    (("1", 0.1), TypeError, "a must be a real number"),
+    ((1.0, True), TypeError, "b must be a real number"),
+    ((1.0, math.nan), ValueError, "b must be finite"),
+    ((math.inf, 0.1), ValueError, "a must be finite"),
+    ((0.0, -0.0), ValueError, "must not both be 0"),
+])
+def test_two_slope_relu_bad_slopes(args, err, match):
+    with pytest.raises(err, match=match):
+        nk.abrelu(*args)
+
+
+def test_two_slope_names_parse_back_and_bad_ones_are_refused():
+    assert nk.get_activation("Leaky_ReLU(0.2)") == nk.leaky_relu(0.2)
+    assert nk.get_activation("abrelu(2, -0.5)") == nk.abrelu(2.0, -0.5)
+    assert nk.get_activation("leaky_relu(0.01)").name == "leaky_relu"
+    assert nk.abrelu(-0.0, 1.0) == nk.abrelu(0.0, 1.0) and nk.abrelu(-0.0, 1.0).name == "abrelu(0.0, 1.0)"
+    for bad in ("leaky_relu(x)", "abrelu(1)", "leaky_relu()"):
+        with pytest.raises(ValueError, match="unknown activation"):
+            nk.get_activation(bad)
+    with pytest.raises(ValueError, match="b must be finite"):
+        nk.get_activation("leaky_relu(inf)")
