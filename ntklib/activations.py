@@ -225,7 +225,8 @@ class Activation(abc.ABC):
     r"""An activation :math:`\sigma` together with its duals: the abstract base of every activation.
 
     The subclasses are the closed forms (:class:`ClosedForm`: :class:`ReLUk`, :class:`Erf`,
-    :class:`Sin`, :class:`Cos`, :class:`Identity`, :class:`ABReLU`, :class:`Sign`, :class:`GELU`), exact in float64 and in arbitrary precision, and
+    :class:`Sin`, :class:`Cos`, :class:`Identity`, :class:`ABReLU`, :class:`Sign`, :class:`GELU`),
+    exact in float64 and in arbitrary precision, and
     :class:`Quadrature`, the two-dimensional Gauss–Hermite rule for any other elementwise callable.
     Kernel code uses only what this class defines: :meth:`duals`, :attr:`c_sigma`,
     :meth:`c_sigma_mp`, :attr:`tile_cost`, and the activation itself for finite networks.
