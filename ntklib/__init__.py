@@ -3,8 +3,9 @@
 **Scope**, one job per module:
 
 * :mod:`ntklib.activations`: activations and their duals (Gaussian expectations), with closed forms
-  for ReLU^k (arc-cosine kernels), step, erf, sin, cos, identity, written once for float64/torch
-  and mpmath, and Gauss–Hermite quadrature for any other callable;
+  for ReLU^k (arc-cosine kernels), step, the two-slope ReLUs (leaky ReLU, abs), sign, GELU, erf,
+  sin, cos, identity, written once for float64/torch and mpmath, and Gauss–Hermite quadrature for
+  any other callable;
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
   mixed activations, per-layer biases, their unit-sphere forms kappa(u), the one layer step every
   recursion uses, and the kernel objects ``NTK``/``NNGP``;
@@ -54,20 +55,27 @@ from . import (
 )
 from .activations import (
     ACTIVATION_NAMES,
+    GELU,
+    ABReLU,
     Activation,
     Cos,
     Erf,
     Identity,
     Quadrature,
     ReLUk,
+    Sign,
     Sin,
+    abrelu,
     arc_cosine_J,
     cos,
     erf,
+    gelu,
     get_activation,
     hermite_coefficients,
     identity,
+    leaky_relu,
     relu,
+    sign,
     sin,
     step,
 )
@@ -112,12 +120,19 @@ __all__ = [
     "Sin",
     "Cos",
     "Identity",
+    "ABReLU",
+    "Sign",
+    "GELU",
     "relu",
     "step",
     "erf",
     "sin",
     "cos",
     "identity",
+    "abrelu",
+    "leaky_relu",
+    "sign",
+    "gelu",
     "get_activation",
     "ACTIVATION_NAMES",
     "arc_cosine_J",

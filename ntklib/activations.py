@@ -22,7 +22,10 @@ Closed forms, each with a lowercase factory that is also its repr and a name tha
   q_{12}/\sqrt{q_{11}q_{22}}`;
 * ``erf()`` (Williams 1997), ``sin()`` and ``cos()`` (hyperbolic functions of :math:`q_{12}`),
   ``identity()``;
-* any other callable (tanh, gelu, softplus, sigmoid by name, or a user's function) by
+* the two-slope ReLUs ``abrelu(a, b)`` :math:`= a\max(z, 0) + b\min(z, 0)` (``leaky_relu(alpha)``,
+  named ``"leaky_relu"``; ``"abs"``) from :math:`J_0, J_1`, ``sign()`` (the arcsine), and
+  ``gelu()`` :math:`= z\Phi(z)` (bivariate normal integrals, see :class:`GELU`);
+* any other callable (tanh, softplus, sigmoid by name, or a user's function) by
   two-dimensional Gauss–Hermite quadrature, see :class:`Quadrature`.
 
 The Hermite view: :func:`hermite_coefficients` expands :math:`\sigma` in the orthonormal Hermite
@@ -33,8 +36,9 @@ Inside ntklib the duals are evaluated from the correlation :math:`\rho` rather t
 the recursion in :mod:`ntklib.kernels` keeps :math:`\rho` exact at :math:`\pm 1`, and every formula
 here is written so that no digits are lost there (:math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}`,
 :math:`\pi - \theta = \arccos(-\rho)`, never :math:`\sqrt{1-\rho^2}` or :math:`\pi - \arccos\rho`;
-erf's arcsine as an ``atan2`` of a determinant computed without cancellation; sin's and cos's
-:math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` without overflow). Tested against 50-digit references:
+erf's and GELU's arcsines as an ``atan2`` of a determinant computed without cancellation, in ratios
+:math:`q/(q + c)` that do not overflow; sin's and cos's :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}`
+without overflow). Tested against 50-digit references:
 a few ulps at and near :math:`\rho = \pm 1`. One limit, stated: just inside :math:`\rho = -1`,
 where the ReLU\ :sup:`k` duals vanish like :math:`(\pi - \theta)^{2k+1}`, the :math:`J_k`
 recursion cancels, and they are accurate to rounding relative to the kernel's scale (the value at
@@ -48,6 +52,7 @@ import functools
 import math
 import numbers
 import re
+import sys
 from collections.abc import Callable
 
 import mpmath as mp
@@ -66,6 +71,9 @@ __all__ = [
     "Sin",
     "Cos",
     "Identity",
+    "ABReLU",
+    "Sign",
+    "GELU",
     "Quadrature",
     # the factories of the closed forms, and names
     "relu",
@@ -74,6 +82,10 @@ __all__ = [
     "sin",
     "cos",
     "identity",
+    "abrelu",
+    "leaky_relu",
+    "sign",
+    "gelu",
     "get_activation",
     "ACTIVATION_NAMES",
     # the mathematics behind them
@@ -213,7 +225,8 @@ class Activation(abc.ABC):
     r"""An activation :math:`\sigma` together with its duals: the abstract base of every activation.
 
     The subclasses are the closed forms (:class:`ClosedForm`: :class:`ReLUk`, :class:`Erf`,
-    :class:`Sin`, :class:`Cos`, :class:`Identity`), exact in float64 and in arbitrary precision, and
+    :class:`Sin`, :class:`Cos`, :class:`Identity`, :class:`ABReLU`, :class:`Sign`, :class:`GELU`),
+    exact in float64 and in arbitrary precision, and
     :class:`Quadrature`, the two-dimensional Gauss–Hermite rule for any other elementwise callable.
     Kernel code uses only what this class defines: :meth:`duals`, :attr:`c_sigma`,
     :meth:`c_sigma_mp`, :attr:`tile_cost`, and the activation itself for finite networks.
@@ -488,10 +501,12 @@ class Activation(abc.ABC):
         if bool((a < 0).any()) or bool((b < 0).any()):
             raise ValueError("q11 and q22 are variances and must be >= 0")
         den = torch.sqrt(a * b)
+        if not bool(torch.isfinite(den).all()):  # the product overflows from 1e154 on, the root not
+            den = torch.where(torch.isfinite(den), den, torch.sqrt(a) * torch.sqrt(b))
         if bool((c.abs() > den * (1 + 1e-12)).any()):
             raise ValueError("the covariance [[q11, q12], [q12, q22]] must be PSD: need q12**2 <= q11*q22")
         rho = torch.where(den > 0, c / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(c)).clamp(-1, 1)
-        e, ed = self.duals(a, b, rho, deriv=deriv)
+        e, ed = self.duals(a, b, rho, deriv=deriv, root=den)
         return scalar_or_array(q12, ed if deriv else e)
 
     # -- normalization and cost ------------------------------------------------------------
@@ -505,7 +520,9 @@ class Activation(abc.ABC):
         Raises
         ------
         ValueError
-            If :math:`\mathbb E[\sigma(z)^2]` is not positive.
+            If :math:`\mathbb E[\sigma(z)^2]` is not positive; for a closed form whose
+            :math:`c_\sigma` is outside float64's normal range (``relu(k)`` for ``k > 150``:
+            :math:`2/(2k-1)!! < 2^{-1022}`), naming the value and the high-precision path.
 
         Examples
         --------
@@ -516,6 +533,14 @@ class Activation(abc.ABC):
         if self._c_sigma is None:
             if self.closed_form:
                 value = _closed_form_c_sigma(self)  # shared by equal activations
+                if not sys.float_info.min <= value < math.inf:
+                    with mp.workdps(15):
+                        exact = self.c_sigma_mp()
+                    raise ValueError(
+                        f"{self!r} has c_sigma = {mp.nstr(exact, 6)}, outside float64's normal range: the "
+                        "float64 kernels cannot carry it (its duals at unit variance overflow or vanish); use "
+                        "the high-precision path (c_sigma_mp, kappa_mp) or a smaller power"
+                    )
             else:
                 one = torch.ones((), dtype=torch.float64)
                 value = 1.0 / self._positive(float(self.duals(one, one, one, deriv=False)[0]))
@@ -602,7 +627,8 @@ class ClosedForm(Activation):
     --------
     >>> import ntklib as nk
     >>> all(isinstance(nk.get_activation(n), nk.activations.ClosedForm)
-    ...     for n in ("relu", "step", "relu3", "erf", "sin", "cos", "identity"))
+    ...     for n in ("relu", "step", "relu3", "erf", "sin", "cos", "identity",
+    ...               "abs", "leaky_relu", "sign", "gelu"))
     True
     """
 
@@ -632,7 +658,9 @@ class ReLUk(ClosedForm):
         \mathbb E[\sigma(u)\sigma(v)] = \frac{(q_{11}q_{22})^{k/2}}{2\pi} J_k(\theta), \qquad
         \mathbb E[\sigma'(u)\sigma'(v)] = \frac{k^2 (q_{11}q_{22})^{(k-1)/2}}{2\pi} J_{k-1}(\theta),
 
-    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`. Made by :func:`relu`
+    and :math:`c_\sigma = 2/(2k-1)!!` since :math:`J_k(0) = \pi (2k-1)!!`; past ``k = 150`` it is
+    below float64's range and :attr:`~Activation.c_sigma` raises (the mpmath path,
+    :meth:`~Activation.c_sigma_mp`, has no limit). Made by :func:`relu`
     (and :func:`step`); named ``"step"``, ``"relu"``, ``"relu2"``, ``"relu3"``, ...
 
     Parameters
@@ -735,8 +763,7 @@ def _relu_fused(k: int, q11, q22, rho, deriv: bool, root, scale):
 
     The generic formula's numbers in fewer passes (the kernels' inner loop, e.g. the CNTK's pixel
     step): :math:`c\,J_1/(2\pi) = (J_1/\pi)(c/2)`, where dividing by :math:`\pi` (not multiplying by
-    :math:`1/\pi`) keeps :math:`J_1/\pi = 1` and :math:`J_0/\pi = 1` exact at :math:`
-ho = 1`, the
+    :math:`1/\pi`) keeps :math:`J_1/\pi = 1` and :math:`J_0/\pi = 1` exact at :math:`\rho = 1`, the
     factor :math:`c/2` is skipped for :math:`c_\sigma = 2`, and every intermediate is overwritten in
     place. Since :math:`J/\pi = 2\,(J/(2\pi))` exactly, the bits are those of the generic formula.
     ``rho`` has the full shape and the arguments one dtype (checked by the caller).
@@ -761,6 +788,12 @@ ho = 1`, the
     return dual, dual_deriv
 
 
+def _ratios(M, q, c):
+    """``(q / (q + c), c / (q + c))`` without overflow (``q + c`` stays finite where ``q`` is)."""
+    d = q + c
+    return q / d, c / d
+
+
 class Erf(ClosedForm):
     r""":math:`\sigma = \mathrm{erf}`, with Williams' (1997) closed forms.
 
@@ -771,11 +804,13 @@ class Erf(ClosedForm):
         \mathbb E[\mathrm{erf}'u\;\mathrm{erf}'v] = \frac{4}{\pi}\big((1+2q_{11})(1+2q_{22})
         - 4q_{12}^2\big)^{-1/2}.
 
-    Made by :func:`erf`; named ``"erf"``. With the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
-    - 4q_{12}^2`, computed as :math:`1 + 2(q_{11}+q_{22}) + 4q_{11}q_{22}(1-\rho)(1+\rho)` without
-    cancellation, the arcsine is evaluated as :math:`\operatorname{atan2}(2q_{12}, \sqrt\Delta)`,
-    which keeps its digits where the arcsine's argument nears 1 (large variances, :math:`\rho \to
-    \pm1`).
+    Made by :func:`erf`; named ``"erf"``. Divided by :math:`D = \sqrt{1+2q_{11}}\sqrt{1+2q_{22}}`:
+    with :math:`a_i = q_{ii}/(q_{ii} + \frac12)` and :math:`b_i = 1 - a_i`, the arcsine's argument
+    is :math:`\rho\sqrt{a_1}\sqrt{a_2}` and the determinant :math:`\Delta = (1+2q_{11})(1+2q_{22})
+    - 4q_{12}^2` is :math:`D^2 (b_1 + a_1b_2 + a_1a_2(1-\rho)(1+\rho))`, a sum without
+    cancellation; the arcsine is evaluated as an ``atan2`` of the two, which keeps its digits where
+    its argument nears 1 (large variances, :math:`\rho \to \pm1`), and nothing overflows for any
+    finite variances (the plain products overflowed from :math:`q \approx 10^{154}` on).
 
     Examples
     --------
@@ -797,23 +832,28 @@ class Erf(ClosedForm):
         return (2 / math.sqrt(math.pi)) * torch.exp(-z * z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
-        # arcsin(2 q12 / D) with D = sqrt((1 + 2 q11)(1 + 2 q22)) is atan2(2 q12, sqrt(det)) since
-        # D^2 - 4 q12^2 = det: no cancellation in det and none in arcsin near 1 (large variances)
-        q12 = rho * (M.sqrt(q11 * q22) if root is None else root)
-        root_det = M.sqrt(1 + 2 * (q11 + q22) + 4 * (q11 * q22) * ((1 - rho) * (1 + rho)))
-        dual = (2 / M.pi) * M.atan2(2 * q12, root_det)
-        return dual, ((4 / M.pi) / root_det if deriv else None)
+        # divided by D = sqrt(1 + 2 q11) sqrt(1 + 2 q22): 2 q12 / D = rho g with g = sqrt(a1 a2),
+        # a_i = q_ii / (q_ii + 1/2), and det / D^2 = b1 + a1 b2 + a1 a2 (1 - rho)(1 + rho) with
+        # b_i = 1 - a_i: no cancellation, none in arcsin near 1, and no overflow (q11 q22 was inf
+        # from q ~ 1e154 on, and 0 * inf = NaN)
+        a1, b1 = _ratios(M, q11, 0.5)
+        a2, b2 = _ratios(M, q22, 0.5)
+        root_d = M.sqrt(b1 + a1 * b2 + (a1 * a2) * ((1 - rho) * (1 + rho)))
+        dual = (2 / M.pi) * M.atan2(rho * (M.sqrt(a1) * M.sqrt(a2)), root_d)
+        if not deriv:
+            return dual, None
+        # 4 / (pi sqrt(det)) with sqrt(det) = 2 sqrt(q11 + 1/2) sqrt(q22 + 1/2) root_d
+        return dual, (2 / M.pi) / (M.sqrt(q11 + 0.5) * M.sqrt(q22 + 0.5) * root_d)
 
 
 def _trigonometric(M, q11, q22, rho, root, deriv: bool, odd_first: bool):
     r"""The duals of sin (``odd_first``) and cos, from one pair of hyperbolic parts.
 
     :math:`e^{-(q_{11}+q_{22})/2}\sinh q_{12}` and :math:`e^{-(q_{11}+q_{22})/2}\cosh q_{12}` are
-    evaluated as :math:`	frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
+    evaluated as :math:`\frac12 e^{-\delta/2}(1 \mp e^{-2t})` with :math:`t = |q_{12}|` and
     :math:`\delta = q_{11} + q_{22} - 2t = (\sqrt{q_{11}} - \sqrt{q_{22}})^2 + 2\sqrt{q_{11}q_{22}}
-    (1 - |
-ho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
-    :math:`q pprox 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
+    (1 - |\rho|) \ge 0`: nothing overflows (the plain product is 0 * inf = NaN from
+    :math:`q \approx 745` on), :math:`\delta` has no cancellation, and ``expm1`` keeps the odd part
     accurate for small :math:`t`.
     """
     root = M.sqrt(q11 * q22) if root is None else root
@@ -916,6 +956,241 @@ class Identity(ClosedForm):
     def _formula(self, M, q11, q22, rho, deriv, root):
         dual = rho * (M.sqrt(q11 * q22) if root is None else root)
         return dual, (M.full(1.0, q11, q22, rho) if deriv else None)
+
+
+class ABReLU(ClosedForm):
+    r"""The two-slope ReLU :math:`\sigma(z) = a\max(z, 0) + b\min(z, 0)`: leaky ReLU, abs, ...
+
+    From the arc-cosine integrals :math:`J_0, J_1` of the positive and negative parts (the pair
+    :math:`(u, -v)` has the angle :math:`\pi - \theta`), with :math:`s = \sqrt{q_{11}q_{22}}` and
+    :math:`\cos\theta = \rho`:
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] = \frac{s}{2\pi}\big[(a^2+b^2) J_1(\theta) - 2ab\,J_1(\pi-\theta)\big]
+        = s\Big[\frac{(a-b)^2\sin\theta}{2\pi} + \rho\,D\Big], \qquad
+        \mathbb E[\sigma'(u)\sigma'(v)] = D = \frac{(a^2+b^2)(\pi-\theta) + 2ab\,\theta}{2\pi},
+
+    and :math:`c_\sigma = 2/(a^2+b^2)`. Made by :func:`abrelu` and :func:`leaky_relu`; named
+    ``"leaky_relu"`` (:math:`a = 1, b = 0.01`), ``"leaky_relu(<b>)"`` (:math:`a = 1`), ``"abs"``
+    (:math:`a = 1, b = -1`) and ``"abrelu(<a>, <b>)"`` otherwise, names :func:`get_activation`
+    parses back.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        The slope for :math:`z > 0`.
+    b : float, default 0.0
+        The slope for :math:`z < 0`.
+
+    Raises
+    ------
+    TypeError
+        ``a`` or ``b`` not a real number.
+    ValueError
+        ``a`` or ``b`` not finite, or both 0 (:math:`c_\sigma` undefined).
+
+    Notes
+    -----
+    Exact endpoints: :math:`(\pi - \theta)/(2\pi)` and :math:`\theta/(2\pi)` are evaluated as
+    :math:`\arccos(\mp\rho)/(2\pi)`, exactly 0 and 1/2 at :math:`\rho = \pm 1`, and
+    :math:`\sin\theta = \sqrt{(1-\rho)(1+\rho)}` is exactly 0 there: the dual is :math:`s(a^2+b^2)/2`
+    at :math:`\rho = 1` and :math:`-ab\,s` at :math:`\rho = -1`, the derivative dual
+    :math:`(a^2+b^2)/2` and :math:`ab`. When :math:`ab < 0` (abs), :math:`D` changes sign and is
+    evaluated as :math:`(a+b)^2/4 + (a-b)^2 \arcsin(\rho)/(2\pi)` (the arcsine as an ``atan2``),
+    accurate relative to its own size near its zero. At the kink the derivative is taken as
+    :math:`b` (``torch.where(z > 0, a, b)``, what autograd gives), a set of measure zero.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.abrelu(1, -1).name, nk.abrelu(1, -1).c_sigma       # |z|: E[z^2] = 1
+    ('abs', 1.0)
+    >>> nk.leaky_relu(), nk.leaky_relu().name, nk.leaky_relu(0.2).name
+    (leaky_relu(0.01), 'leaky_relu', 'leaky_relu(0.2)')
+    >>> # rho = -1: E[sigma(u) sigma(-u)] = -a b q
+    >>> float(nk.abrelu(2, 0.5).dual(3.0, -3.0, 3.0))
+    -3.0
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 0.0):
+        self._a, self._b = _slope(a, "a"), _slope(b, "b")
+        if self._a == 0 and self._b == 0:
+            raise ValueError("a and b must not both be 0 (sigma = 0 has no c_sigma)")
+        a, b = self._a, self._b
+        if a == 1 and b == -1:
+            name = "abs"
+        elif a == 1:
+            name = "leaky_relu" if b == 0.01 else f"leaky_relu({b!r})"
+        else:
+            name = f"abrelu({a!r}, {b!r})"
+        super().__init__(name)
+
+    @property
+    def a(self) -> float:
+        """The slope for :math:`z > 0`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.leaky_relu(0.1).a, nk.leaky_relu(0.1).b
+        (1.0, 0.1)
+        """
+        return self._a
+
+    @property
+    def b(self) -> float:
+        """The slope for :math:`z < 0`.
+
+        Examples
+        --------
+        >>> import ntklib as nk
+        >>> nk.get_activation("abs").b
+        -1.0
+        """
+        return self._b
+
+    def _key(self):
+        return (self._a, self._b)
+
+    def __repr__(self):
+        if self._a == 1 and self._b != -1:
+            return f"leaky_relu({self._b!r})"
+        return f"abrelu({self._a!r}, {self._b!r})"
+
+    def _sigma(self, z):
+        return torch.where(z > 0, self._a * z, self._b * z)
+
+    def _dsigma(self, z):
+        return torch.where(z > 0, torch.full_like(z, self._a), torch.full_like(z, self._b))
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        a, b = M.const(self._a), M.const(self._b)  # exact at the working precision on mpmath
+        s2 = (1 - rho) * (1 + rho)
+        sin_theta = M.sqrt(s2)
+        if self._a * self._b >= 0:  # both terms >= 0; arccos(-+rho) / (2 pi) exactly 0 and 1/2 at rho = +-1
+            d = (a * a + b * b) * (M.acos(-rho) / (2 * M.pi)) + (2 * a * b) * (M.acos(rho) / (2 * M.pi))
+        else:  # D has a zero: the arcsine form keeps its relative accuracy there
+            d = (a + b) ** 2 / 4 + (a - b) ** 2 * (M.atan2(rho, sin_theta) / (2 * M.pi))
+        s = M.sqrt(q11 * q22) if root is None else root
+        dual = s * ((a - b) ** 2 * (sin_theta / (2 * M.pi)) + rho * d)
+        return dual, (M.broadcast(d, q11, q22) if deriv else None)
+
+
+def _slope(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (a slope); got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite (a slope); got {value}")
+    return value + 0.0  # -0.0 -> 0.0: one name per activation
+
+
+class Sign(ClosedForm):
+    r""":math:`\sigma(z) = \operatorname{sign}(z)`: dual :math:`\frac2\pi\arcsin\rho`, :math:`c_\sigma = 1`.
+
+    :math:`\mathbb E[\operatorname{sign}u\,\operatorname{sign}v] = 1 - 2\theta/\pi =
+    \frac{2}{\pi}\arcsin\rho`, independent of the variances (0 when one of them is 0), evaluated
+    as :math:`\frac2\pi\operatorname{atan2}(\rho, \sqrt{(1-\rho)(1+\rho)})`: exactly :math:`\pm1` at
+    :math:`\rho = \pm1` and accurate relative to its size near :math:`\rho = 0`. Made by :func:`sign`;
+    named ``"sign"``.
+
+    Notes
+    -----
+    The derivative dual is 0, by the convention of the step (see :class:`ReLUk`): the derivative of
+    :math:`\operatorname{sign}` vanishes almost everywhere, which is what ``derivative`` returns and
+    what ``torch.autograd`` computes through a sign network; its distributional derivative
+    :math:`2\delta(z)` is not a function. With the convention the sign's NTK equals its NNGP.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.Sign() == nk.sign(), nk.sign().c_sigma
+    (True, 1.0)
+    >>> float(nk.sign().dual(1.0, 0.5, 1.0)) * 3        # (2/pi) arcsin(1/2) = 1/3
+    1.0
+    """
+
+    def __init__(self):
+        super().__init__("sign")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.sign(z)
+
+    def _dsigma(self, z):
+        return torch.zeros_like(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        s = M.sqrt(q11 * q22) if root is None else root
+        # sign(u) sign(v) = 0 where a variance is 0 (u = 0 surely)
+        dual = M.atan2(rho, M.sqrt((1 - rho) * (1 + rho))) * (2 / M.pi) * M.sign(s)
+        return M.broadcast(dual, q11, q22), (M.full(0.0, q11, q22, rho) if deriv else None)
+
+
+class GELU(ClosedForm):
+    r""":math:`\sigma(z) = z\,\Phi(z)` (Hendrycks & Gimpel 2016), with closed-form duals.
+
+    With :math:`c_i = 1 + q_{ii}`, :math:`\Delta = c_1c_2 - q_{12}^2` and
+    :math:`r = q_{12}/\sqrt{c_1c_2}` (derived in ``book/ntk.md`` by Stein's lemma, writing
+    :math:`\Phi(u) = P(X \le u)` for an independent standard normal :math:`X`):
+
+    .. math::
+
+        \mathbb E[\sigma(u)\sigma(v)] &= q_{12}\Big(\frac14 + \frac{\arcsin r}{2\pi}\Big)
+            + \frac{q_{11}q_{22}\Delta + q_{12}^2}{2\pi\,c_1c_2\sqrt\Delta}, \\
+        \mathbb E[\sigma'(u)\sigma'(v)] &= \frac14 + \frac{\arcsin r}{2\pi}
+            + \frac{q_{12}}{2\pi\sqrt\Delta}\Big(\frac1{c_1} + \frac1{c_2} + \frac1\Delta\Big),
+
+    :math:`\sigma'(z) = \Phi(z) + z\varphi(z)`. Made by :func:`gelu`; named ``"gelu"``.
+
+    Notes
+    -----
+    Evaluated in the ratios :math:`a_i = q_{ii}/c_i` and :math:`b_i = 1/c_i`: with
+    :math:`g = \sqrt{a_1}\sqrt{a_2}`, :math:`1 - r^2 = \Delta/(c_1c_2) = b_1 + a_1b_2 +
+    a_1a_2(1-\rho)(1+\rho)` (no cancellation) and :math:`\frac14 + \frac{\arcsin r}{2\pi} =
+    \operatorname{atan2}(\sqrt{1-r^2}, -\rho g)/(2\pi)`, so that nothing overflows for any finite
+    variances (the dual grows like :math:`q`). Accurate to a few ulps against a 50-digit reference;
+    just inside :math:`\rho = -1` at large variances the dual is a small difference of terms of size
+    :math:`\sqrt{q_{11}q_{22}}` and accurate to rounding relative to that scale (as the ReLU's).
+
+    Examples
+    --------
+    >>> import math, ntklib as nk
+    >>> g = nk.gelu()
+    >>> g, g == nk.get_activation("gelu"), g.closed_form
+    (gelu(), True, True)
+    >>> # independent u, v: E[u Phi(u)] E[v Phi(v)] = q^2 / (2 pi (1 + q))
+    >>> bool(math.isclose(g.dual(1.0, 0.0, 1.0), 1 / (4 * math.pi)))
+    True
+    """
+
+    def __init__(self):
+        super().__init__("gelu")
+
+    def _key(self):
+        return ()
+
+    def _sigma(self, z):
+        return torch.nn.functional.gelu(z)
+
+    def _dsigma(self, z):
+        return _gelu_deriv(z)
+
+    def _formula(self, M, q11, q22, rho, deriv, root):
+        a1, b1 = _ratios(M, q11, 1)
+        a2, b2 = _ratios(M, q22, 1)
+        g = M.sqrt(a1) * M.sqrt(a2)
+        d = b1 + a1 * b2 + (a1 * a2) * ((1 - rho) * (1 + rho))  # 1 - r^2, r = rho g
+        root_d = M.sqrt(d)
+        angle = M.atan2(root_d, -rho * g) / (2 * M.pi)  # 1/4 + arcsin(r) / (2 pi)
+        s = M.sqrt(q11 * q22) if root is None else root
+        dual = s * (rho * angle + g * (d + rho * rho * (b1 * b2)) / (2 * M.pi * root_d))
+        if not deriv:
+            return dual, None
+        return dual, angle + (rho * g / root_d) * (b1 + b2 + b1 * b2 / d) / (2 * M.pi)
 
 
 class Quadrature(Activation):
@@ -1266,6 +1541,104 @@ def identity() -> Identity:
     return Identity()
 
 
+def abrelu(a: float = 1.0, b: float = 0.0) -> ABReLU:
+    r"""The two-slope ReLU :math:`a\max(z, 0) + b\min(z, 0)` with closed-form duals.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        The slope for :math:`z > 0`.
+    b : float, default 0.0
+        The slope for :math:`z < 0`; ``abrelu(1, -1)`` is :math:`|z|` (named ``"abs"``),
+        ``abrelu(1, alpha)`` the leaky ReLU (:func:`leaky_relu`).
+
+    Returns
+    -------
+    ABReLU
+        Equal to every other ``abrelu`` with the same slopes.
+
+    Raises
+    ------
+    TypeError
+        A slope that is not a real number.
+    ValueError
+        A slope that is not finite, or both 0.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.abrelu(2, 0.5), nk.abrelu(1, -1) == nk.get_activation("abs")
+    (abrelu(2.0, 0.5), True)
+    >>> nk.abrelu(2, 0.5).c_sigma                   # 2 / (a^2 + b^2)
+    0.47058823529411764
+    """
+    return ABReLU(a, b)
+
+
+def leaky_relu(alpha: float = 0.01) -> ABReLU:
+    r"""The leaky ReLU :math:`\max(z, 0) + \alpha\min(z, 0)`, i.e. ``abrelu(1, alpha)``.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        The slope for :math:`z < 0` (torch's default).
+
+    Returns
+    -------
+    ABReLU
+        Named ``"leaky_relu"`` for ``alpha = 0.01`` and ``f"leaky_relu({alpha!r})"`` otherwise.
+
+    Raises
+    ------
+    TypeError
+        ``alpha`` not a real number.
+    ValueError
+        ``alpha`` not finite.
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.leaky_relu(0.1), nk.get_activation("leaky_relu(0.1)") == nk.leaky_relu(0.1)
+    (leaky_relu(0.1), True)
+    """
+    return ABReLU(1.0, alpha)
+
+
+def sign() -> Sign:
+    r"""The sign :math:`\operatorname{sign}(z)` with the arcsine dual, named ``"sign"``.
+
+    Returns
+    -------
+    Sign
+        The closed form of sign (all instances are equal); its derivative dual is 0 by the
+        step's convention (see :class:`Sign`).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.sign(), nk.get_activation("sign") == nk.sign()
+    (sign(), True)
+    """
+    return Sign()
+
+
+def gelu() -> GELU:
+    r"""GELU :math:`z\Phi(z)` with closed-form duals, named ``"gelu"``.
+
+    Returns
+    -------
+    GELU
+        The closed form of GELU (all instances are equal).
+
+    Examples
+    --------
+    >>> import ntklib as nk
+    >>> nk.gelu(), nk.get_activation("gelu") == nk.gelu()
+    (gelu(), True)
+    """
+    return GELU()
+
+
 def _tanh_deriv(z):
     return 1 - torch.tanh(z) ** 2
 
@@ -1289,17 +1662,25 @@ _FACTORIES = {
     "cos": cos,
     "identity": identity,
     "linear": identity,
+    "abs": lambda: abrelu(1.0, -1.0),
+    "leaky_relu": leaky_relu,
+    "sign": sign,
+    "gelu": gelu,
     "tanh": lambda: Quadrature(torch.tanh, _tanh_deriv, name="tanh"),
-    "gelu": lambda: Quadrature(torch.nn.functional.gelu, _gelu_deriv, name="gelu"),
     "softplus": lambda: Quadrature(torch.nn.functional.softplus, torch.sigmoid, name="softplus"),
     "sigmoid": lambda: Quadrature(torch.sigmoid, _sigmoid_deriv, name="sigmoid"),
 }
-_QUADRATURE_NAMES = ("tanh", "gelu", "softplus", "sigmoid")
+_QUADRATURE_NAMES = ("tanh", "softplus", "sigmoid")
 _RELU_POWER = re.compile(r"relu(0|[1-9][0-9]*)")
+#: the names of the two-slope ReLUs: leaky_relu(<b>) and abrelu(<a>, <b>), slopes as Python floats
+_LEAKY = re.compile(r"leaky_relu\(([^,()]+)\)")
+_ABRELU = re.compile(r"abrelu\(([^,()]+),([^,()]+)\)")
 
-#: The names :func:`get_activation` parses: closed forms first (``"linear"`` is the identity), then
-#: the quadrature activations. ``"relu<k>"`` parses for every ``k >= 0`` (``relu0`` is the step,
-#: ``relu1`` the ReLU); the tuple lists the powers 2 and 3 that the book uses.
+#: The names :func:`get_activation` parses: closed forms first (``"linear"`` is the identity,
+#: ``"abs"`` and ``"leaky_relu"`` two-slope ReLUs), then the quadrature activations. ``"relu<k>"``
+#: parses for every ``k >= 0`` (``relu0`` is the step, ``relu1`` the ReLU); the tuple lists the
+#: powers 2 and 3 that the book uses. ``"leaky_relu(<b>)"`` and ``"abrelu(<a>, <b>)"`` parse for
+#: any finite slopes (the names of :func:`leaky_relu` and :func:`abrelu`).
 ACTIVATION_NAMES = tuple(_FACTORIES)
 
 
@@ -1309,8 +1690,9 @@ def get_activation(activation) -> Activation:
     Parameters
     ----------
     activation : str, Activation or callable
-        A name of :data:`ACTIVATION_NAMES` or ``"relu<k>"`` (case-insensitive); an activation,
-        returned as it is; any other callable, wrapped in :class:`Quadrature`.
+        A name of :data:`ACTIVATION_NAMES`, ``"relu<k>"``, ``"leaky_relu(<b>)"`` or
+        ``"abrelu(<a>, <b>)"`` (case-insensitive); an activation, returned as it is; any other
+        callable, wrapped in :class:`Quadrature`.
 
     Returns
     -------
@@ -1345,9 +1727,18 @@ def get_activation(activation) -> Activation:
         power = _RELU_POWER.fullmatch(key)
         if power:
             return relu(int(power.group(1)))
+        slopes = _LEAKY.fullmatch(key.replace(" ", "")) or _ABRELU.fullmatch(key.replace(" ", ""))
+        if slopes:
+            try:
+                values = [float(v) for v in slopes.groups()]
+            except ValueError:
+                values = None
+            if values is not None:
+                return abrelu(1.0, *values) if len(values) == 1 else abrelu(*values)
         raise ValueError(
-            f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)}, and relu<k> "
-            "for any integer k >= 0 (or pass nk.relu(k), an nk.Activation or a callable)"
+            f"unknown activation {activation!r}; known names: {', '.join(ACTIVATION_NAMES)}, relu<k> "
+            "for any integer k >= 0, leaky_relu(<b>) and abrelu(<a>, <b>) for slopes a, b (or pass nk.relu(k), "
+            "an nk.Activation or a callable)"
         )
     if callable(activation):
         return Quadrature(activation)

@@ -70,7 +70,46 @@ def duals(name, q1, q2, q12):
         return (a, b, c) if name == "sin" else (b, a, c)
     if name == "identity":
         return q12, mp.mpf(1), mp.mpf(1)
+    slopes = two_slopes(name)
+    if slopes is not None:  # a max(z, 0) + b min(z, 0) = a relu(z) - b relu(-z); (u, -v) has -u
+        a, b = slopes
+        den = mp.sqrt(q1 * q2)
+        u = max(min(q12 / den if den > 0 else mp.mpf(0), 1), -1)
+        e = den * ((a * a + b * b) * J(1, u) - 2 * a * b * J(1, -u)) / (2 * mp.pi)
+        ed = ((a * a + b * b) * J(0, u) + 2 * a * b * J(0, -u)) / (2 * mp.pi)
+        return e, ed, 2 / (a * a + b * b)
+    if name == "sign":
+        den = mp.sqrt(q1 * q2)
+        u = max(min(q12 / den if den > 0 else mp.mpf(0), 1), -1)
+        return (2 / mp.pi * mp.asin(u) if den > 0 else mp.mpf(0)), mp.mpf(0), mp.mpf(1)
+    if name == "gelu":
+        return _gelu(q1, q2, q12) + (1 / _gelu(mp.mpf(1), mp.mpf(1), mp.mpf(1))[0],)
     raise KeyError(name)
+
+
+def two_slopes(name):
+    """(a, b) of the two-slope ReLU a max(z, 0) + b min(z, 0) named `name`, or None."""
+    if name == "abs":
+        return mp.mpf(1), mp.mpf(-1)
+    if name == "leaky_relu":
+        return mp.mpf(1), mp.mpf(0.01)  # the float slope, exactly
+    if name.startswith("leaky_relu(") or name.startswith("abrelu("):
+        values = [mp.mpf(float(v)) for v in name[name.index("(") + 1:-1].split(",")]
+        return (mp.mpf(1), values[0]) if len(values) == 1 else tuple(values)
+    return None
+
+
+def _gelu(q1, q2, q12):
+    """GELU z Phi(z): with c_i = 1 + q_ii, det = c1 c2 - q12^2, r = q12 / sqrt(c1 c2), by Stein's
+    lemma on E[u v 1(u > X) 1(v > Y)] (X, Y independent standard normals):
+    E = q12 (1/4 + asin(r) / (2 pi)) + (q11 q22 det + q12^2) / (2 pi c1 c2 sqrt(det)),
+    E' = 1/4 + asin(r) / (2 pi) + q12 / (2 pi sqrt(det)) (1/c1 + 1/c2 + 1/det)."""
+    c1, c2 = 1 + q1, 1 + q2
+    det = c1 * c2 - q12 * q12
+    p = mp.mpf(1) / 4 + mp.asin(q12 / mp.sqrt(c1 * c2)) / (2 * mp.pi)
+    e = q12 * p + (q1 * q2 * det + q12 * q12) / (2 * mp.pi * c1 * c2 * mp.sqrt(det))
+    ed = p + q12 / (2 * mp.pi * mp.sqrt(det)) * (1 / c1 + 1 / c2 + 1 / det)
+    return e, ed
 
 
 @_at_least_dps

@@ -12,6 +12,7 @@ from scipy import integrate
 import ntklib as nk
 from mpref import J as mp_J
 from mpref import duals as mp_duals
+from mpref import kernel as mp_kernel
 from ntklib.activations import ClosedForm
 from ntklib.style import COLORS
 
@@ -26,8 +27,9 @@ def act(name):
 
 
 def test_every_closed_form_is_covered():
-    assert CLOSED == ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity"]
-    assert QUADRATURE == ["tanh", "gelu", "softplus", "sigmoid"]
+    assert CLOSED == ["relu", "step", "relu2", "relu3", "erf", "sin", "cos", "identity", "abs", "leaky_relu", "sign",
+                      "gelu"]
+    assert QUADRATURE == ["tanh", "softplus", "sigmoid"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,8 +211,8 @@ def test_float64_duals_keep_every_digit_at_and_near_rho_plus_minus_one(name):
     A = act(name)
     for q11, q22 in EDGE_VARS:
         for r in EDGE_RHOS:
-            if r < 0 and abs(r) < 1 and name.startswith("relu"):
-                continue
+            if r < 0 and (abs(r) < 1 and name.startswith("relu") or name == "gelu"):
+                continue  # vanishing duals: see the next test
             e, ed = A.duals(_t(q11), _t(q22), _t(r))
             with mp.workdps(50):
                 E, ED, _ = mp_duals(name, q11, q22, mp.mpf(r) * mp.sqrt(mp.mpf(q11) * mp.mpf(q22)))
@@ -219,13 +221,15 @@ def test_float64_duals_keep_every_digit_at_and_near_rho_plus_minus_one(name):
 
 
 @pytest.mark.parametrize("name", CLOSED)
-def test_float64_duals_near_rho_minus_one_are_accurate_to_the_kernel_scale(name):
+@pytest.mark.parametrize("r", [-(1 - 1e-12), -1.0])
+def test_float64_duals_near_rho_minus_one_are_accurate_to_the_kernel_scale(name, r):
     """Near rho = -1 the ReLU^k duals vanish like (pi - theta)^(2k+1), and the J_k recursion
     cancels: relative to their own tiny values they keep only ~eps / (pi - theta)^2, but the
     error stays below eps times the dual's scale sqrt(q11 q22)^k (2k - 1)!!/2, which is what a
-    kernel entry sees (its diagonal has that size)."""
+    kernel entry sees (its diagonal has that size). GELU's duals at and near rho = -1 are small
+    differences of terms of size sqrt(q11 q22) (GELU(u) GELU(-u) = -u^2 Phi(u) Phi(-u) is
+    O(1/sqrt(q)) relative to q): the same bound."""
     A = act(name)
-    r = -(1 - 1e-12)
     for q11, q22 in EDGE_VARS:
         e, ed = A.duals(_t(q11), _t(q22), _t(r))
         e1, ed1 = A.duals(_t(q11), _t(q22), _t(1.0))
@@ -276,6 +280,10 @@ def _mp_sigma(name):
         "sin": (mp.sin, mp.cos),
         "cos": (mp.cos, lambda z: -mp.sin(z)),
         "identity": (lambda z: z, lambda z: mp.mpf(1)),
+        "abs": (abs, lambda z: mp.mpf(1) if z > 0 else mp.mpf(-1)),
+        "leaky_relu": (lambda z: z if z > 0 else z * mp.mpf(0.01), lambda z: mp.mpf(1) if z > 0 else mp.mpf(0.01)),
+        "sign": (mp.sign, lambda z: mp.mpf(0)),
+        "gelu": (lambda z: z * mp.ncdf(z), lambda z: mp.ncdf(z) + z * mp.npdf(z)),
     }[name]
 
 
@@ -415,7 +423,8 @@ def test_duals_rejects_mixed_mp_and_tensor_and_bad_mp_values():
 # ----------------------------------------------------------------------------------------------
 EMITTED = [nk.get_activation(n) for n in nk.ACTIVATION_NAMES] + [nk.relu(k) for k in range(0, 8)]
 NAMESPACE = {"relu": nk.relu, "step": nk.step, "erf": nk.erf, "sin": nk.sin, "cos": nk.cos,
-             "identity": nk.identity, "get_activation": nk.get_activation, "Quadrature": nk.Quadrature,
+             "identity": nk.identity, "abrelu": nk.abrelu, "leaky_relu": nk.leaky_relu, "sign": nk.sign,
+             "gelu": nk.gelu, "get_activation": nk.get_activation, "Quadrature": nk.Quadrature,
              "torch": torch, "numpy": np, "math": math}
 
 
@@ -538,7 +547,7 @@ def test_derivative_by_autograd_and_by_finite_differences():
     torch.testing.assert_close(by_stencil, exact, rtol=0, atol=1e-11)
 
 
-@pytest.mark.parametrize("name", ["tanh", "gelu", "softplus", "sigmoid"])
+@pytest.mark.parametrize("name", ["tanh", "softplus", "sigmoid"])
 def test_named_quadrature_activations_have_consistent_derivatives(name):
     A = nk.get_activation(name)
     z = torch.linspace(-4, 4, 17, dtype=torch.float64)
@@ -550,7 +559,7 @@ def test_named_quadrature_activations_have_consistent_derivatives(name):
 # ----------------------------------------------------------------------------------------------
 def test_unknown_activation_name_lists_the_known_ones():
     known = ", ".join(nk.ACTIVATION_NAMES)
-    with pytest.raises(ValueError, match=f"unknown activation 'swish'; known names: {known}, and relu<k>"):
+    with pytest.raises(ValueError, match=f"unknown activation 'swish'; known names: {known}, relu<k>"):
         nk.get_activation("swish")
     for bad in ("relu-1", "relu01", "relu2.5"):
         with pytest.raises(ValueError, match="unknown activation"):
@@ -659,7 +668,8 @@ def test_hermite_coefficients_of_a_polynomial_are_exact():
     np.testing.assert_allclose(a, [0, 3, 0, math.sqrt(6), 0, 0, 0, 0], rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["relu", "relu2", "relu3", "step", "erf", "sin", "cos", "tanh", "gelu"])
+@pytest.mark.parametrize("name", ["relu", "relu2", "relu3", "step", "erf", "sin", "cos", "tanh", "gelu", "abs",
+                                  "leaky_relu", "abrelu(2.0, -0.5)", "sign"])
 def test_mehler_series_reproduce_the_duals(name):
     """sum a_i^2 rho^i = E[s(u)s(v)] and sum i a_i^2 rho^(i-1) = E[s'(u)s'(v)] at unit variances.
 
@@ -670,11 +680,12 @@ def test_mehler_series_reproduce_the_duals(name):
     a2 = nk.activations.hermite_coefficients(A, n) ** 2
     i = np.arange(n)
     second = 1 / A.c_sigma
-    quad_tol = 1e-9 if not A.closed_form else 1e-14  # tanh, gelu: the 2-D quadrature's own error
+    quad_tol = 1e-9 if not A.closed_form else 1e-14  # tanh: the 2-D quadrature's own error
     series = (rho[:, None] ** i) @ a2
     np.testing.assert_allclose(series, A.dual(1.0, rho, 1.0), rtol=0, atol=0.9**n * second + quad_tol)
-    if name == "step":  # the series is the Dirac value 1 / (2 pi sqrt(1 - rho^2)), not the convention 0
-        expected = 1 / (2 * np.pi * np.sqrt(1 - rho**2))
+    if name in ("step", "sign"):  # the series is the Dirac value 1 / (2 pi sqrt(1 - rho^2)), not the convention
+        # 0; sign = 2 step - 1 has four times the step's
+        expected = (1 if name == "step" else 4) / (2 * np.pi * np.sqrt(1 - rho**2))
     else:
         expected = A.dual_deriv(1.0, rho, 1.0)
     deriv = (rho[:, None] ** i[:-1]) @ (i[1:] * a2[1:])
@@ -721,3 +732,218 @@ def test_hermite_coefficients_errors():
         nk.activations.hermite_coefficients(nk.Activation(torch.log, name="log"), 3)
     with pytest.raises(ValueError, match="unknown activation"):
         nk.activations.hermite_coefficients("swish", 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 22: the closed forms of the two-slope ReLUs (leaky ReLU, abs), sign and GELU
+# ----------------------------------------------------------------------------------------------
+_PHI = lambda z: 0.5 * math.erfc(-z / math.sqrt(2))  # noqa: E731
+#: sigma and sigma' written here in plain Python floats, independently of the library
+NEW_FORMS = {
+    "gelu": (lambda z: z * _PHI(z), lambda z: _PHI(z) + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)),
+    "abs": (abs, lambda z: 1.0 if z > 0 else -1.0),
+    "leaky_relu": (lambda z: z if z > 0 else 0.01 * z, lambda z: 1.0 if z > 0 else 0.01),
+    "abrelu(2.0, 0.5)": (lambda z: 2 * z if z > 0 else 0.5 * z, lambda z: 2.0 if z > 0 else 0.5),
+    "abrelu(-0.7, 1.3)": (lambda z: -0.7 * z if z > 0 else 1.3 * z, lambda z: -0.7 if z > 0 else 1.3),
+    "sign": (lambda z: float(np.sign(z)), None),  # derivative dual 0 by convention
+}
+NEW_COVS = [(1.0, 0.3, 1.0), (2.0, -0.9, 0.7), (0.3, 0.0, 2.0), (5.0, 4.9, 5.0), (3.0, -2.97, 3.0), (1e-2, 5e-3, 40.0)]
+
+
+def _expect_2d(f, a, c, b):
+    """E[f(u) f(v)] by nested adaptive quadrature (scipy), split at the kinks z1 = 0 and v = 0."""
+    L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
+
+    def inner(z1):
+        kink = -L[1, 0] * z1 / L[1, 1]
+        g = lambda z2: f(L[1, 0] * z1 + L[1, 1] * z2) * math.exp(-z2 * z2 / 2)  # noqa: E731
+        val = integrate.quad(g, -14, 14, points=[kink] if abs(kink) < 14 else None, epsabs=1e-15, epsrel=1e-13,
+                             limit=400)[0]
+        return f(L[0, 0] * z1) * val * math.exp(-z1 * z1 / 2) / (2 * math.pi)
+
+    return integrate.quad(inner, -14, 14, points=[0.0], epsabs=1e-15, epsrel=1e-13, limit=400)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(NEW_FORMS))
+def test_new_closed_forms_match_2d_adaptive_quadrature(name):
+    """GELU, the two-slope ReLUs and sign against scipy's nested adaptive quadrature to 1e-12
+    (measured: 5e-16 and better), at six covariances including correlations 0.98 and -0.99."""
+    A, (f, df) = nk.get_activation(name), NEW_FORMS[name]
+    for a, c, b in NEW_COVS:
+        scale = math.sqrt(a * b)
+        assert abs(A.dual(a, c, b) - _expect_2d(f, a, c, b)) <= 1e-12 * scale, (a, c, b)
+        ref = 0.0 if df is None else _expect_2d(df, a, c, b)
+        assert abs(A.dual_deriv(a, c, b) - ref) <= 1e-12, (a, c, b)
+
+
+@pytest.mark.parametrize("name", list(NEW_FORMS))
+@pytest.mark.parametrize("rho", [1.0, -1.0, 0.6])
+def test_new_closed_forms_match_monte_carlo_with_the_endpoints(name, rho):
+    """2e5 Monte Carlo samples, 5 standard errors; at rho = +-1, v = +-sqrt(q22 / q11) u exactly."""
+    A = nk.get_activation(name)
+    q11, q22 = 1.7, 0.4
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(200_000, 2, generator=g, dtype=torch.float64)
+    u = math.sqrt(q11) * z[:, 0]
+    v = math.sqrt(q22) * (rho * z[:, 0] + math.sqrt(max(0.0, 1 - rho * rho)) * z[:, 1])
+    e, ed = A.duals(_t(q11), _t(q22), _t(rho))
+    for fn, exact in [(A, e), (A.derivative, ed)]:
+        s = fn(u) * fn(v)
+        se = float(s.std()) / math.sqrt(len(s))
+        assert abs(float(s.mean()) - float(exact)) <= 5 * se + 1e-12
+
+
+@pytest.mark.parametrize("a, b", [(1.0, 0.01), (1.0, -1.0), (2.0, 0.5), (-0.7, 1.3), (1.0, 0.0)])
+def test_two_slope_duals_exact_at_rho_plus_minus_one(a, b):
+    """u = v: E[sigma(u)^2] = q (a^2 + b^2)/2; u = -v: sigma(u) sigma(-u) = -a b u^2. Derivative
+    duals (a^2 + b^2)/2 and a b. And c_sigma = 2 / (a^2 + b^2); abrelu(1, 0) is the ReLU."""
+    A, q = nk.abrelu(a, b), 3.0
+    assert A.dual(q, q, q) == pytest.approx(q * (a * a + b * b) / 2, rel=2 * EPS)
+    assert A.dual(q, -q, q) == pytest.approx(-a * b * q, rel=2 * EPS, abs=0)
+    assert A.dual_deriv(q, q, q) == pytest.approx((a * a + b * b) / 2, rel=2 * EPS)
+    assert A.dual_deriv(q, -q, q) == pytest.approx(a * b, rel=2 * EPS, abs=0)
+    assert A.c_sigma == pytest.approx(2 / (a * a + b * b), rel=EPS)
+    if b == 0:
+        rho = _t(np.linspace(-1, 1, 9))
+        for x, y in zip(A.duals(_t(q), _t(q), rho), nk.relu().duals(_t(q), _t(q), rho)):
+            torch.testing.assert_close(x, y, rtol=4 * EPS, atol=4 * EPS)
+
+
+def test_sign_dual_is_the_arcsine_exactly_at_the_endpoints_and_accurate_near_zero():
+    A = nk.sign()
+    e, ed = A.duals(_t(2.0), _t(0.5), _t([1.0, -1.0, 1e-300, -1e-20, 0.0]))
+    assert e[:2].tolist() == [1.0, -1.0] and ed.tolist() == [0.0] * 5
+    assert float(e[2]) == pytest.approx(2e-300 / math.pi, rel=2 * EPS)
+    assert float(e[3]) == pytest.approx(-2e-20 / math.pi, rel=2 * EPS)
+    assert A.dual(0.0, 0.0, 1.0) == 0.0  # u = 0 surely: sign(0) = 0
+
+
+@pytest.mark.parametrize("name", ["gelu", "leaky_relu", "abs", "sign", "leaky_relu(0.2)", "abrelu(2.0, -0.5)"])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_ntk_and_nngp_of_new_closed_forms_match_the_40_digit_recursion(name, depth):
+    """Issue 22's done-when: nk.ntk / nk.nngp against tests/mpref.py's independent 40-digit
+    recursion, to 1e-12 relative off the diagonal and 1e-9 on it (measured: ~1e-15 on both)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 4)) * np.array([[0.3], [1.0], [2.0], [1.0], [0.7]])
+    X[3] = -0.5 * X[1]  # an antipodal pair: rho = -1 exactly after the first layer
+    for ntk in (True, False):
+        K = (nk.ntk if ntk else nk.nngp)(X, depth=depth, activation=name, bias_var=0.1)
+        ref = np.array([[float(mp_kernel([name] * depth, list(x), list(y), bias_var=0.1, ntk=ntk)) for y in X]
+                        for x in X])
+        off = ~np.eye(len(X), dtype=bool)
+        assert np.all(np.abs(K - ref)[off] <= 1e-12 * np.abs(ref)[off] + 1e-15 * np.abs(np.diag(ref)).max())
+        np.testing.assert_allclose(np.diag(K), np.diag(ref), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("name", ["gelu", "leaky_relu", "abs", "sign"])
+def test_high_precision_kappa_agrees_with_float64_for_new_closed_forms(name):
+    k = nk.NTK(depth=2, activation=name)
+    u = np.array([-1.0, -0.6, 0.0, 0.3, 0.99, 1.0])
+    with mp.workdps(30):
+        ref = np.array([float(k.kappa_mp(mp.mpf(t))) for t in u])
+    np.testing.assert_allclose(k.kappa(u), ref, rtol=4e-15, atol=4e-15 * abs(ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gelu", "leaky_relu(0.2)", "abs", "sign"])
+def test_wide_network_kernels_tend_to_the_new_closed_forms(name):
+    """A width-4096 MLP's empirical NTK (mean of 2 seeds) within 5 % of the closed form (the
+    width^-1/2 fluctuation is ~2 %), while a wrong dual (the closed form of the ReLU) is off by more.
+    Sign's gradient through the sign is 0 (the convention): its NTK is its NNGP plus the input layer's
+    zero contribution, which the empirical NTK shows too."""
+    X = nk.data.sphere(6, 5, seed=0)
+    emp = np.mean([nk.empirical_ntk(nk.MLP(5, 4096, 1, activation=name, seed=s), X) for s in range(2)], axis=0)
+    K = nk.ntk(X, depth=1, activation=name)
+    err = np.linalg.norm(emp - K) / np.linalg.norm(K)
+    assert err < 0.05
+    wrong = nk.ntk(X, depth=1, activation="relu")
+    assert np.linalg.norm(emp - wrong) / np.linalg.norm(wrong) > 2 * err
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 10: overflow in the closed forms
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_sin_kernel_finite_for_large_inputs(dtype, depth):
+    """Issue 10 item 2: |x| ~ 32 made exp(-(q11+q22)/2) sinh(q12) = 0 * inf = NaN (float32 from
+    |x| ~ 9.5). Against the 40-digit recursion: float64 to 1e-12 (the exponent's argument is
+    rounded, ~q/2 ulps), float32 to 1e-4."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 1000))
+    X[2] = X[0] + 0.01 * X[1]  # a nearly parallel pair: q12 ~ q11 ~ 1000, both exponentials overflow
+    for ntk in (True, False):
+        K = (nk.ntk if ntk else nk.nngp)(X, depth=depth, activation="sin", dtype=dtype)
+        assert np.all(np.isfinite(K))
+        ref = np.array([[float(mp_kernel(["sin"] * depth, list(x), list(y), ntk=ntk)) for y in X] for x in X])
+        rtol = 1e-12 if dtype == "float64" else 1e-4
+        np.testing.assert_allclose(K, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+    assert nk.cos().dual(1e300, 0.999e300, 1e300) == 0.0  # exp(-1e297) underflows, correctly
+
+
+@pytest.mark.parametrize("scale", [1e77, 1e100, 1e150])
+def test_erf_kernel_finite_for_huge_inputs(scale):
+    """Issue 10: erf with |x| >= 1e77 gave NaN: (1 + 2 q11)(1 + 2 q22) overflowed. Against the
+    40-digit recursion (erf is bounded: the kernel's off-diagonal entries stay O(1))."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3, 5)) * scale
+    for ntk in (True, False):
+        K = (nk.ntk if ntk else nk.nngp)(X, depth=2, activation="erf")
+        with mp.workdps(400):  # the reference's (1 + 2 q)^2 - 4 q^2 cancels 2 log10(q) digits
+            ref = np.array([[float(mp_kernel(["erf"] * 2, list(x), list(y), ntk=ntk)) for y in X] for x in X])
+        np.testing.assert_allclose(K, ref, rtol=1e-12)
+    for q in (1e160, 1e300):
+        with mp.workdps(700):
+            E, ED, _ = mp_duals("erf", q, 2 * q, 0.5 * q)
+        assert nk.erf().dual(q, 0.5 * q, 2 * q) == pytest.approx(float(E), rel=4 * EPS)
+        assert nk.erf().dual_deriv(q, 0.5 * q, 2 * q) == pytest.approx(float(ED), rel=4 * EPS)
+
+
+def test_erf_and_gelu_float32_duals_finite_at_float32_extremes():
+    t = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    for name in ("erf", "gelu"):
+        A = act(name)
+        for q11, q22, rho in [(3e38, 3e38, 0.5), (1e-40, 3e38, 0.5), (1e30, 1e-30, -1.0), (1e20, 1e20, 1.0)]:
+            e, ed = A.duals(t(q11), t(q22), t(rho), root=t(math.sqrt(q11) * math.sqrt(q22)))
+            with mp.workdps(40):
+                E, ED, _ = mp_duals(name, q11, q22, rho * mp.sqrt(mp.mpf(q11)) * mp.sqrt(mp.mpf(q22)))
+            for got, ref in ((e, E), (ed, ED)):
+                assert abs(float(got) - float(ref)) <= 1e-5 * abs(float(ref)) + 1e-38, (name, q11, q22, rho)
+
+
+def test_relu_power_past_float64_range_is_a_clear_error():
+    """Issue 10: relu(200) overflowed: c_sigma = 2/(2k-1)!! (1e-434) rounds to 0 and J_200(0) to
+    inf, so the kernels saw 0 * inf. Now c_sigma (and every float64 kernel using it) refuses with
+    the reason and the way out; the high-precision path keeps working."""
+    with pytest.raises(ValueError, match=r"relu\(200\) has c_sigma = 3\.958\d*e-434, outside float64"):
+        _ = nk.relu(200).c_sigma
+    with pytest.raises(ValueError, match="high-precision path"):
+        nk.ntk(np.eye(3), depth=1, activation=nk.relu(200))
+    with mp.workdps(30):
+        assert abs(nk.relu(200).c_sigma_mp() * mp_duals("relu200", 1, 1, 1)[0] - 1) < mp.mpf(10) ** -25
+    assert nk.relu(150).c_sigma == pytest.approx(2 / math.prod(range(1, 300, 2)), rel=EPS)
+
+
+@pytest.mark.parametrize("args, err, match", [
+    (("1", 0.1), TypeError, "a must be a real number"),
+    ((1.0, True), TypeError, "b must be a real number"),
+    ((1.0, math.nan), ValueError, "b must be finite"),
+    ((math.inf, 0.1), ValueError, "a must be finite"),
+    ((0.0, -0.0), ValueError, "must not both be 0"),
+])
+def test_two_slope_relu_bad_slopes(args, err, match):
+    with pytest.raises(err, match=match):
+        nk.abrelu(*args)
+
+
+def test_two_slope_names_parse_back_and_bad_ones_are_refused():
+    assert nk.get_activation("Leaky_ReLU(0.2)") == nk.leaky_relu(0.2)
+    assert nk.get_activation("abrelu(2, -0.5)") == nk.abrelu(2.0, -0.5)
+    assert nk.get_activation("leaky_relu(0.01)").name == "leaky_relu"
+    assert nk.abrelu(-0.0, 1.0) == nk.abrelu(0.0, 1.0) and nk.abrelu(-0.0, 1.0).name == "abrelu(0.0, 1.0)"
+    for bad in ("leaky_relu(x)", "abrelu(1)", "leaky_relu()"):
+        with pytest.raises(ValueError, match="unknown activation"):
+            nk.get_activation(bad)
+    with pytest.raises(ValueError, match="b must be finite"):
+        nk.get_activation("leaky_relu(inf)")

@@ -75,6 +75,10 @@ KERNELS = [
     Case("CNTK", nk.CNTK(depth=1), inputs="images", tile_arg="pairs_per_block", tile_sizes=(1, 4)),
     Case("CNTK-vanilla", nk.CNTK(depth=2, pooling="vanilla"), inputs="images", tile_arg="pairs_per_block",
          tile_sizes=(1, 4)),
+    # the closed forms of issue 22, each in one layer of a mix (the NTK object runs the object checks)
+    Case("NTK-gelu-leaky-abs-sign", nk.NTK(depth=4, activation=["gelu", nk.leaky_relu(0.2), "abs", "sign"],
+                                           bias_var=0.1), tile_arg="block_size", tile_sizes=(4,)),
+    Case("nngp-gelu", wrap(nk.nngp, depth=2, activation="gelu"), tile_arg="block_size", tile_sizes=(5,)),
     Case("EmpiricalNTK", nk.EmpiricalNTK(NET), cpu_only=True),
     Case("EmpiricalNTK-jacobian", nk.EmpiricalNTK(NET, method="jacobian", chunk_size=2), cpu_only=True),
 ]
