@@ -49,6 +49,14 @@ of a network that trains every layer: the limit of the empirical NTK of
 ``filter_size=1`` makes every pixel an independent fully connected network: for a :math:`1\times 1`
 image the CNTK of ``depth = L`` is exactly ``nk.ntk`` with the same ``depth = L``.
 
+**Scale and memory.** Every kernel here is positively homogeneous, :math:`K(aX, bY) = ab\,K(X, Y)`
+for :math:`a, b > 0` (ReLU, no bias), so each image is divided by a power of two (exact) that puts its
+largest pixel in :math:`[1/2, 1)` and the kernel is multiplied back: images of :math:`10^{-160}` or
+:math:`10^{150}` give the same digits as at unit scale, and only a kernel that itself overflows the dtype
+is an error. GAP and :func:`cntk_pixel_pairs` hold :math:`(HW)^2` entries per image pair; a call whose
+estimated memory passes ``max_bytes`` (default :data:`MAX_BYTES`, 4 GiB) raises
+:class:`~ntklib.TooLargeError` before it starts.
+
 The per-pixel step :math:`(\Sigma^{(h-1)}, \Theta^{(h-1)}) \mapsto (K^{(h)}, \dot K^{(h)})` is the fully
 connected one, :func:`ntklib.kernels.layer_duals` (ReLU with :math:`c_\sigma = 2`, no bias); the Gram
 matrix is filled by the one tiled loop of ``ntklib._tiles``, tiles of image pairs.
@@ -338,7 +346,7 @@ def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_siz
 
     Parameters
     ----------
-    X, Y, pooling, filter_size, kernel, dtype, pairs_per_block
+    X, Y, pooling, filter_size, kernel, dtype, pairs_per_block, max_bytes
         As in :func:`cntk`.
     depths : int or sequence of int
         Depths (numbers of convolutional layers), each ``>= 1``.
@@ -355,6 +363,9 @@ def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_siz
     ------
     ValueError, TypeError
         As in :func:`cntk`; also an empty or repeating ``depths`` or ``fix``.
+    TooLargeError
+        As in :func:`cntk`: the memory estimate (the result holds one (n, m) matrix per combination)
+        passes ``max_bytes``.
 
     Examples
     --------
@@ -405,6 +416,11 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
         Image pairs per batch (tiles of :math:`\lfloor\sqrt{\text{pairs\_per\_block}}\rfloor^2` pairs);
         by default as many as keep each intermediate array at about 2 MB (2**18 float64 or 2**19
         float32 entries: the batch stays in cache; at least one pair).
+    max_bytes : int, optional
+        The most memory the call may plan for, in bytes; ``None`` is :data:`MAX_BYTES` (4 GiB). The
+        estimate, made before any work, is 16 arrays of one batch (a GAP batch holds :math:`(HW)^2`
+        entries per image pair, vanilla :math:`HW`) plus the result. One pair of 100 x 100 images under
+        GAP needs about 13 GB and is refused unless ``max_bytes`` is raised.
 
     Returns
     -------
@@ -414,14 +430,26 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     ------
     ValueError
         Images that are not 4-D or not of one shape, NaN/inf, ``depth < 1``, an even ``filter_size``,
-        an unknown ``pooling`` or ``kernel`` (the message lists the allowed values).
+        an unknown ``pooling`` or ``kernel`` (the message lists the allowed values), or images so large
+        that the kernel values themselves overflow the dtype (the message gives the largest pixel).
+    TooLargeError
+        (a ValueError) If the memory estimate passes ``max_bytes``; nothing is computed.
     TypeError
-        A non-integer ``depth`` or ``filter_size``, a ``fix`` that is not a bool.
+        A non-integer ``depth`` or ``filter_size``, a ``fix`` that is not a bool (``"no"`` is refused,
+        not taken as true), a ``max_bytes`` that is not a positive number.
 
     See Also
     --------
     cntk_grid : several depths and both ``fix`` settings in one pass.
     CNTK : the same as a kernel object (``diag`` without the Gram matrix).
+
+    Notes
+    -----
+    Any real input dtype (integers, float16, bfloat16) is converted exactly to ``dtype``; a tensor that
+    requires grad is computed on its detached values. The CNTK is positively homogeneous,
+    :math:`K(aX, bY) = ab\,K(X, Y)` for :math:`a, b > 0`: each image is divided by the power of two that
+    brings its largest pixel into :math:`[1/2, 1)` and the kernel multiplied back, exactly, so images of
+    any finite size give the kernel to full precision until the kernel itself under- or overflows.
 
     References
     ----------
@@ -459,10 +487,13 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
 
     Parameters
     ----------
-    x, y : (C, H, W) arrays or tensors (or (1, C, H, W))
+    x, y : (C, H, W) arrays, nested lists or tensors (or (1, C, H, W))
         Two images of the same shape.
     depth, fix, filter_size, kernel, dtype
         As in :func:`cntk` (``depth`` counts convolutional layers).
+    max_bytes : int, optional
+        As in :func:`cntk` (default :data:`MAX_BYTES`, 4 GiB): the result alone has :math:`(HW)^2`
+        entries, and the recursion about 16 arrays of that size.
 
     Returns
     -------
@@ -471,7 +502,10 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     Raises
     ------
     ValueError, TypeError
-        As in :func:`cntk`; also ``x``, ``y`` that are not two images of one shape.
+        As in :func:`cntk`; also ``x``, ``y`` that are not two images of one shape (the message gives
+        the expected shapes).
+    TooLargeError
+        (a ValueError) If the memory estimate passes ``max_bytes``.
 
     Examples
     --------
@@ -568,12 +602,17 @@ class CNTK:
             Images, as in :func:`cntk`.
         Y : (m, C, H, W), optional
             Second set of images; ``None`` means ``X``.
-        dtype, pairs_per_block
+        dtype, pairs_per_block, max_bytes
             As in :func:`cntk`.
 
         Returns
         -------
         K : (n, m) array or tensor
+
+        Raises
+        ------
+        ValueError, TypeError, TooLargeError
+            As in :func:`cntk`.
 
         Examples
         --------
@@ -591,12 +630,17 @@ class CNTK:
         ----------
         X : (n, C, H, W) array or tensor
             Images, as in :func:`cntk`.
-        dtype, pairs_per_block
-            As in :func:`cntk`.
+        dtype, pairs_per_block, max_bytes
+            As in :func:`cntk` (the estimate counts one batch of ``pairs_per_block`` image pairs).
 
         Returns
         -------
         d : (n,) array or tensor (the kind of ``X``)
+
+        Raises
+        ------
+        ValueError, TypeError, TooLargeError
+            As in :func:`cntk` (also when the diagonal itself overflows the dtype).
 
         Examples
         --------

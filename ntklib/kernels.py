@@ -32,6 +32,12 @@ rounding error: a cosine computed as :math:`1 - \delta`, :math:`\delta = 2^{-52}
 off by :math:`\sqrt{2\delta} \approx 2\times10^{-8}` and the step layer's output
 :math:`\kappa_0(1 - \delta) \approx 1 - \sqrt{2\delta}/\pi` off by about ``7e-9``; three step layers
 make it about ``3e-3`` (``tests/test_kernels.py`` measures both).
+
+**Tiny and huge inputs.** Norms are computed scaled (no :math:`|x|^2` underflows to 0 on the way), and
+the product :math:`\Sigma^{(h)}(x, x)\Sigma^{(h)}(y, y)` under the square root of :math:`\rho` is scaled
+by powers of two wherever it would pass the dtype's range: :math:`|x| = 10^{-100}` once made it 0 and
+forced :math:`\rho = 1` (33 % off at depth 2). Inputs are refused only where a variance or a kernel
+value itself overflows, with a message naming the input, the activations and the dtype.
 """
 from __future__ import annotations
 
@@ -207,7 +213,8 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
         refined first-layer cosine); by default computed, and for tensors set to :math:`\pm 1`
         within 8 ulps of it (see :mod:`ntklib.kernels`); for mpmath clipped to :math:`[-1, 1]`.
     root : torch.Tensor, optional
-        :math:`\sqrt{q_{11}q_{22}}` if the caller has it (computed without overflow otherwise).
+        :math:`\sqrt{q_{11}q_{22}}` if the caller has it (computed without overflow or underflow
+        otherwise).
 
     Returns
     -------
@@ -575,6 +582,8 @@ _PARAMS_DOC = """Parameters
     ----------
     X : array_like or torch.Tensor, shape (n, d)
         Input points, one per row. Numpy in gives numpy out; a tensor gives a tensor on its device.
+        Any real dtype (integers, float16, bfloat16) is converted exactly to ``dtype``; a tensor that
+        requires grad is computed on its detached values (the result requires no grad).
     Y : array_like or torch.Tensor, shape (m, d), optional
         Second set of points; ``None`` means ``X`` (the result is then exactly symmetric).
     depth : int
@@ -593,29 +602,34 @@ _PARAMS_DOC = """Parameters
         scalar is the same bias variance in every layer.
     dtype : float64 (default) or float32
         Precision of the computation and of the result.
-    block_size : int, default 256
+    block_size : int (numpy integers too), default 256
         The Gram matrix is computed in tiles of ``block_size x block_size`` entries (smaller for
         quadrature activations): memory is the (n, m) result plus about ten tile-sized buffers, and
         each tile's whole recursion runs while it is in cache. On a multi-core CPU the tiles are
         spread over ``torch.get_num_threads()`` threads of a pool of our own, each running its tiles
         on one intra-op thread; no global setting is changed (see ``ntklib._tiles``).
+"""
 
-    Raises
+_RAISES_DOC = """Raises
     ------
     ValueError
         NaN/inf inputs, wrong ndim, feature-dimension mismatch, negative depth or variances, an
         unknown activation name, a list of activations whose length is not ``depth``, a ``bias_var``
-        sequence whose length is not ``depth + 1``, or inputs so large that the kernel values (or the
-        variances of a point with itself) overflow the dtype.
+        sequence whose length is not ``depth + 1``; inputs so large that the kernel values, or the
+        variances of a point with itself, overflow the dtype (the message names the input, the
+        activations and the dtype: float64 takes :math:`|x|` up to about 1.3e154, float32 up to 1.8e19;
+        tiny inputs are fine, their kernel is computed down to where it underflows itself); a dual
+        that returns NaN (never a silent NaN kernel).
     TypeError
-        Non-numeric inputs or a non-integer depth.
+        Non-numeric inputs, a non-integer depth or ``block_size``.
 """
 
 
 def _with_params(fn):
-    """Insert the shared parameter documentation where a docstring says ``{params}``."""
+    """Insert the shared parameter (and error) documentation where a docstring says ``{params}`` (``{raises}``)."""
     if fn.__doc__ is not None:  # None under python -OO, which strips docstrings
-        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
+        fn.__doc__ = (fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
+                      .replace("{raises}", _RAISES_DOC.rstrip() + "\n"))
     return fn
 
 
@@ -631,6 +645,7 @@ def nngp(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, 
     -------
     K : (n, m) array or tensor
 
+    {raises}
     References
     ----------
     S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019,
@@ -662,6 +677,7 @@ def ntk(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, d
     -------
     K : (n, m) array or tensor
 
+    {raises}
     References
     ----------
     - A. Jacot, F. Gabriel, C. Hongler, "Neural tangent kernel", NeurIPS 2018, arXiv:1806.07572.
@@ -695,7 +711,9 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     Parameters
     ----------
     u : float, array_like or torch.Tensor
-        Cosines in :math:`[-1, 1]`, any shape.
+        Cosines in :math:`[-1, 1]`, any shape. A dot product of unit vectors lands a few ulps past
+        :math:`\pm1`: up to 8 ulps of ``u``'s precision (float32 for a float32 ``u``, float64
+        otherwise) past :math:`\pm1` is taken as :math:`\pm1`.
     depth, activation, weight_var, bias_var
         As in :func:`ntk`.
     kernel : {"ntk", "nngp"}
@@ -704,6 +722,12 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     Returns
     -------
     kappa : same kind and shape as ``u`` (float64)
+
+    Raises
+    ------
+    ValueError
+        If some :math:`|u|` is more than 8 ulps past 1 (the message gives the largest), or the
+        architecture is invalid (as in :func:`ntk`).
 
     Examples
     --------
@@ -865,7 +889,8 @@ class _NetworkKernel:
         Parameters
         ----------
         u : mpmath number or float in [-1, 1]
-            The cosine :math:`x\\cdot y` of two unit vectors (NaN is refused).
+            The cosine :math:`x\\cdot y` of two unit vectors (NaN is refused; up to 8 float64 ulps
+            past :math:`\\pm1` is taken as :math:`\\pm1`).
 
         Returns
         -------
@@ -875,7 +900,7 @@ class _NetworkKernel:
         Raises
         ------
         ValueError
-            If ``u`` is outside :math:`[-1, 1]`.
+            If ``u`` is more than 8 float64 ulps outside :math:`[-1, 1]`.
         TypeError
             For an activation without a closed-form dual (a :class:`~ntklib.activations.Quadrature`
             has no high-precision path); :func:`~ntklib.sphere.sphere_eigenvalues` relies on it.

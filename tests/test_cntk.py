@@ -358,7 +358,7 @@ def test_cntk_of_tiny_and_huge_images_is_homogeneous(pooling, kernel, fix):
     scale is checked against the brute-force loop of Arora et al. above. Exact powers of two keep the
     reference exact; a subnormal result (2^-1070) is right to its own rounding."""
     x, y = images(3, h=4, w=4), images(2, h=4, w=4, seed=1)
-    args = dict(depth=2, pooling=pooling, kernel=kernel, fix=fix)
+    args = {"depth": 2, "pooling": pooling, "kernel": kernel, "fix": fix}
     K = nk.cntk(x, **args)
     for k in (-1070 // 2, -800, -332, 332, 500):
         scaled = nk.cntk(x * 2.0**k, **args)
