@@ -51,6 +51,7 @@ import torch
 from ._arrays import (
     as_points,
     call_repr,
+    check_bool,
     check_choice,
     check_depth,
     check_same_features,
@@ -104,6 +105,10 @@ class Layer:
     weight_var: float
     bias_var: float
     weight_is_c_sigma: bool = False
+
+    def __post_init__(self):
+        if self.weight_is_c_sigma is not True and self.weight_is_c_sigma is not False:  # "no" is not true
+            object.__setattr__(self, "weight_is_c_sigma", check_bool(self.weight_is_c_sigma, "weight_is_c_sigma"))
 
 
 def _bias_vars(bias_var, depth: int) -> list[float]:
@@ -207,7 +212,8 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
         numbers (or Python floats) the layer is evaluated at the current mpmath precision, with the
         exact :math:`c_\sigma` when ``layer.weight_is_c_sigma`` (closed-form activations only).
     deriv : bool, default True
-        Also compute :math:`\dot\Sigma^{(h)}` (else ``None`` is returned for it).
+        Also compute :math:`\dot\Sigma^{(h)}` (else ``None`` is returned for it); a non-bool (``"no"``)
+        is a TypeError.
     rho : optional
         The correlation :math:`q_{12}/\sqrt{q_{11}q_{22}}` if the caller has it exactly (e.g. a
         refined first-layer cosine); by default computed, and for tensors set to :math:`\pm 1`
@@ -234,6 +240,8 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     >>> s == 1 / mp.pi, sd == mp.mpf(1) / 2
     (True, True)
     """
+    if deriv is not True and deriv is not False:  # identity tests: this runs per high-precision node
+        deriv = check_bool(deriv, "deriv")
     act = layer.activation
     if _is_torch(q11, q12, q22, rho):
         if root is None:
@@ -744,11 +752,11 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     with torch.no_grad():
         one = torch.ones((), dtype=torch.float64, device=t.device)
         qs = _variances(one + bias0, layers)
+        big = [_root_is_scaled(q, q, torch.finfo(torch.float64)) for q in qs]  # a tiny weight_var: q^2 underflows
         flat = t.reshape(-1)
         chunk = _block_size(512, layers) ** 2  # bounded memory for quadrature activations too
         out = torch.cat(
-            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk",
-                        [False] * len(layers))
+            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk", big)
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
     return scalar_or_array(u, out)

@@ -909,3 +909,24 @@ def test_requires_grad_and_bfloat16_inputs_are_computed_on_their_values():
         np.testing.assert_array_equal(fn(points(3, 2).astype(np.float16), depth=1),
                                       fn(points(3, 2).astype(np.float16).astype(np.float64), depth=1))
     assert not nk.NTK(depth=1).diag(Xg).requires_grad
+
+
+def test_layer_flags_no_is_not_true():
+    """Flags are bools: deriv="no" computed the derivative, weight_is_c_sigma="no" used the exact c_sigma."""
+    layer = nk.kernels.Layer(nk.relu(), 2.0, 0.0)
+    one = torch.ones((), dtype=torch.float64)
+    with pytest.raises(TypeError, match="deriv must be True or False; got 'no'"):
+        nk.kernels.layer_duals(layer, one, one, one, deriv="no")
+    with pytest.raises(TypeError, match="weight_is_c_sigma must be True or False; got 'no'"):
+        nk.kernels.Layer(nk.relu(), 2.0, 0.0, "no")
+    assert nk.kernels.layer_duals(layer, one, one, one, deriv=np.False_)[1] is None
+    assert nk.kernels.Layer(nk.relu(), 2.0, 0.0, np.True_).weight_is_c_sigma is True
+
+
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+def test_kappa_with_a_tiny_weight_var_does_not_lose_rho(kernel):
+    """weight_var = 2^-300: the unit-sphere variances reach 2^-602, their product underflowed and kappa
+    was 0 (NNGP) or wrong (NTK). Each bias-free ReLU layer scales the kernel by weight_var / 2 exactly."""
+    u = np.array([0.3, -0.9, 1.0])
+    np.testing.assert_allclose(nk.kappa(u, depth=3, kernel=kernel, weight_var=2.0**-300),
+                               nk.kappa(u, depth=3, kernel=kernel) * 2.0**-903, rtol=1e-15)
