@@ -68,6 +68,11 @@ def to_tensor(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:
     return t
 
 
+def max_abs(t: torch.Tensor) -> float:
+    """The largest ``|t|`` as a float, 0 for an empty tensor (for messages: ``t.max()`` refuses empty input)."""
+    return float(t.abs().max()) if t.numel() else 0.0
+
+
 def as_points(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:
     """A (n_samples, n_features) matrix of input points."""
     t = to_tensor(x, name, dtype=dtype, device=device)

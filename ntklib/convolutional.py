@@ -77,6 +77,7 @@ from ._arrays import (
     check_choice,
     check_int,
     check_same_features,
+    max_abs,
     resolve_dtype,
     returns_like,
     to_tensor,
@@ -129,10 +130,6 @@ def _unit_images(t):
     entries, float32 images of 1e20 gave NaN)."""
     e = torch.frexp(t.abs().amax(dim=(1, 2, 3)))[1]
     return pow2_scale(t, -e[:, None, None, None]), e
-
-
-def _largest(t) -> float:
-    return float(t.abs().max()) if t.numel() else 0.0
 
 
 def _rescaled(values, exponents, names, largest, dtype):
@@ -312,7 +309,7 @@ def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_bl
     _check_memory(min(side, n) * min(side, m), (H * W) ** 2 if gap else H * W, len(keys) * n * m, dtype, max_bytes,
                   f"the {pooling} CNTK of {n} x {m} images of {H} x {W} pixels")
     with torch.no_grad():
-        largest = [_largest(x)] + ([] if symmetric else [_largest(y)])
+        largest = [max_abs(x)] + ([] if symmetric else [max_abs(y)])
         x, ex = _unit_images(x)
         y, ey = (x, ex) if symmetric else _unit_images(y)
         pairs = _Pairs(x, y, depths, fixes, q, kernel == "ntk", gap)
@@ -530,7 +527,7 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     _check_memory(1, (H * W) ** 2, (H * W) ** 2, dtype, max_bytes, f"the pixel pairs of two images of {H} x {W} pixels")
     D = depth + 1  # the recursion counts the readout, as Arora et al.
     with torch.no_grad():
-        largest = [_largest(a), _largest(b)]
+        largest = [max_abs(a), max_abs(b)]
         (a, ea), (b, eb) = _unit_images(a), _unit_images(b)
         zero = torch.zeros(1, dtype=torch.long, device=a.device)
         va, vb = _pick(_self_variances(a, D, q), zero, True, True), _pick(_self_variances(b, D, q), zero, True, False)
@@ -660,7 +657,7 @@ class CNTK:
                       f"the {self.pooling} CNTK diagonal of {n} images of {H} x {W} pixels")
         out = torch.empty(n, dtype=dtype, device=x.device)
         with torch.no_grad():
-            largest = [_largest(x)]
+            largest = [max_abs(x)]
             x, e = _unit_images(x)
             pairs = _Pairs(x, x, [self.depth], [self.fix], q, self.kernel == "ntk", gap)
             for s in range(0, n, block):

@@ -56,6 +56,7 @@ from ._arrays import (
     check_depth,
     check_same_features,
     check_variance,
+    max_abs,
     per_layer,
     resolve_dtype,
     returns_like,
@@ -433,8 +434,8 @@ def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool, big):
 
     All arguments broadcast against ``cos``: ``nx``/``ny`` are the input norms, ``qxs[h]``/``qys[h]``
     the variances Sigma^(h)(x, x) / Sigma^(h)(y, y); ``big[h]`` says whether their products can
-    overflow or underflow (then the root is computed scaled, see :func:`_root_is_scaled`). This is the whole of the recursion; the public
-    functions only feed it tiles.
+    overflow or underflow (then the root is computed scaled, see :func:`_root_is_scaled`). This is the
+    whole of the recursion; the public functions only feed it tiles.
     """
     root0 = nx * ny
     sigma = root0 * cos + bias0 if bias0 else root0 * cos
@@ -556,8 +557,8 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
         # an infinite diagonal of K(X) is itself an overflowing entry. The tiles are still checked (one
         # read of each): a dual that returns NaN off the diagonal must not give a silent NaN
         overflow = _overflow_message(
-            f"the kernel values overflow {dtype} with {_activations_named(layers)} (max |x| = {float(nx.max()):.3g}, "
-            f"max |y| = {float(ny.max()):.3g})",
+            f"the kernel values overflow {dtype} with {_activations_named(layers)} (max |x| = {max_abs(nx):.3g}, "
+            f"max |y| = {max_abs(ny):.3g})",
             dtype, bias0, layers)
         for name, q in (("X", qxs[0]),) if symmetric else (("X", qxs[0]), ("Y", qys[0])):
             diagonal = _diagonal(q, layers, ntk)

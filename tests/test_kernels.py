@@ -930,3 +930,12 @@ def test_kappa_with_a_tiny_weight_var_does_not_lose_rho(kernel):
     u = np.array([0.3, -0.9, 1.0])
     np.testing.assert_allclose(nk.kappa(u, depth=3, kernel=kernel, weight_var=2.0**-300),
                                nk.kappa(u, depth=3, kernel=kernel) * 2.0**-903, rtol=1e-15)
+
+
+def test_no_points_give_an_empty_gram_matrix():
+    """X with no rows crashed building the overflow message (max() of an empty tensor)."""
+    for fn in (nk.ntk, nk.nngp):
+        assert fn(np.ones((0, 3)), depth=2).shape == (0, 0)
+        assert fn(np.ones((0, 3)), np.ones((2, 3)), depth=2).shape == (0, 2)
+        assert fn(np.ones((2, 3)), np.ones((0, 3)), depth=2).shape == (2, 0)
+    assert nk.NTK(depth=2).diag(np.ones((0, 3))).shape == (0,)
