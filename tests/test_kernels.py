@@ -833,10 +833,15 @@ def test_erf_kernel_finite_for_huge_inputs():
     input through (x.x ~ 1e154 is representable) and the value is the 40-digit one."""
     X = points(3, 3, scale=1e77)
     K = nk.nngp(X, depth=1, activation="erf")
-    for i in range(3):
-        for j in range(3):
-            assert K[i, j] == pytest.approx(float(mpref.kernel(["erf"], X[i].tolist(), X[j].tolist(), ntk=False)),
-                                            rel=1e-13)
+    with mp.workdps(60):  # Williams (1997): c (2/pi) asin(2 x.y / sqrt((1 + 2|x|^2)(1 + 2|y|^2)))
+        c = mp.pi / (2 * mp.asin(mp.mpf(2) / 3))
+        x = [[mp.mpf(v) for v in row] for row in X]
+        sq = [1 + 2 * mp.fsum(v * v for v in row) for row in x]
+        for i in range(3):
+            for j in range(3):
+                dot = mp.fsum(a * b for a, b in zip(x[i], x[j]))
+                ref = c * 2 / mp.pi * mp.asin(2 * dot / mp.sqrt(sq[i] * sq[j]))
+                assert K[i, j] == pytest.approx(float(ref), rel=1e-13)
 
 
 def test_nan_from_a_dual_is_an_error_naming_the_activation():
