@@ -56,10 +56,21 @@ def to_tensor(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:
         t = torch.as_tensor(a)
     if t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_TYPES):
         raise TypeError(f"{name} must be a real numeric array; got dtype {t.dtype}")
+    source = t
     t = t.to(dtype=dtype, device=device if device is not None else t.device)
     if t.numel() and not bool(torch.isfinite(t).all()):
+        if source.dtype != t.dtype and bool(torch.isfinite(source).all()):  # finite, but not in dtype
+            raise ValueError(
+                f"{name} has entries too large for {dtype} (max |entry| = {float(source.abs().max()):.3g}, the "
+                f"largest {dtype} is {torch.finfo(dtype).max:.3g}); rescale it or pass dtype=torch.float64"
+            )
         raise ValueError(f"{name} contains NaN or inf; every entry must be finite")
     return t
+
+
+def max_abs(t: torch.Tensor) -> float:
+    """The largest ``|t|`` as a float, 0 for an empty tensor (for messages: ``t.max()`` refuses empty input)."""
+    return float(t.abs().max()) if t.numel() else 0.0
 
 
 def as_points(x, name: str, *, dtype: torch.dtype, device=None) -> torch.Tensor:

@@ -49,6 +49,14 @@ of a network that trains every layer: the limit of the empirical NTK of
 ``filter_size=1`` makes every pixel an independent fully connected network: for a :math:`1\times 1`
 image the CNTK of ``depth = L`` is exactly ``nk.ntk`` with the same ``depth = L``.
 
+**Scale and memory.** Every kernel here is positively homogeneous, :math:`K(aX, bY) = ab\,K(X, Y)`
+for :math:`a, b > 0` (ReLU, no bias), so each image is divided by a power of two (exact) that puts its
+largest pixel in :math:`[1/2, 1)` and the kernel is multiplied back: images of :math:`10^{-160}` or
+:math:`10^{150}` give the same digits as at unit scale, and only a kernel that itself overflows the dtype
+is an error. GAP and :func:`cntk_pixel_pairs` hold :math:`(HW)^2` entries per image pair; a call whose
+estimated memory passes ``max_bytes`` (default :data:`MAX_BYTES`, 4 GiB) raises
+:class:`~ntklib.TooLargeError` before it starts.
+
 The per-pixel step :math:`(\Sigma^{(h-1)}, \Theta^{(h-1)}) \mapsto (K^{(h)}, \dot K^{(h)})` is the fully
 connected one, :func:`ntklib.kernels.layer_duals` (ReLU with :math:`c_\sigma = 2`, no bias); the Gram
 matrix is filled by the one tiled loop of ``ntklib._tiles``, tiles of image pairs.
@@ -62,12 +70,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._arrays import call_repr, check_choice, check_int, check_same_features, resolve_dtype, returns_like, to_tensor
+from ._arrays import (
+    call_repr,
+    check_bool,
+    check_budget,
+    check_choice,
+    check_int,
+    check_same_features,
+    max_abs,
+    resolve_dtype,
+    returns_like,
+    to_tensor,
+)
 from ._tiles import tiled_gram
 from .activations import relu
-from .kernels import Layer, layer_duals
+from .kernels import Layer, layer_duals, pow2_scale
 
-__all__ = ["cntk", "cntk_grid", "cntk_pixel_pairs", "CNTK"]
+__all__ = ["cntk", "cntk_grid", "cntk_pixel_pairs", "CNTK", "MAX_BYTES"]
 
 #: the CNTK's hidden layers: ReLU, weight variance c_sigma = 2, no bias
 _RELU = Layer(relu(1), 2.0, 0.0, True)
@@ -79,14 +98,61 @@ _RELU = Layer(relu(1), 2.0, 0.0, True)
 #: one thread: 3.6 s against 5.1 s)
 _BATCH_BUDGET_BYTES = 2 << 20
 
+#: the default of ``max_bytes``: the most memory (bytes) one call of :func:`cntk`, :func:`cntk_grid`,
+#: :func:`cntk_pixel_pairs` or :class:`CNTK` may plan for, its result included (4 GiB). A GAP batch holds
+#: every pixel pair of its image pairs, (H W)^2 entries each: one pair of 100 x 100 images needs about
+#: 13 GB, and is refused unless the caller passes a larger ``max_bytes``.
+MAX_BYTES = 4 << 30
 
-def _images(x, name, dtype, device=None):
+#: arrays of a batch's size alive at once at the peak of the recursion (upper bound for the memory
+#: estimate): the peak resident memory of one GAP image pair of 40 x 40 and 50 x 50 images measured
+#: 7 to 14 batch-sized arrays (depth 1 to 6, one and both fix settings, NTK and NNGP)
+_LIVE_ARRAYS = 16
+
+
+def _images(x, name, dtype, device=None, expected="a 4-D array of images (n, channels, height, width)"):
     t = to_tensor(x, name, dtype=dtype, device=device)
     if t.ndim != 4:
-        raise ValueError(f"{name} must be a 4-D array of images (n, channels, height, width); got shape {tuple(t.shape)}")
+        raise ValueError(f"{name} must be {expected}; got shape {tuple(t.shape)}")
     if min(t.shape[1:]) < 1:
         raise ValueError(f"{name} must have at least one channel and pixel; got shape {tuple(t.shape)}")
     return t
+
+
+def _unit_images(t):
+    """Each image divided by the power of two 2^e_i that puts its largest |pixel| in [1/2, 1), and the
+    exponents e_i (0 for a zero image).
+
+    The CNTK is positively homogeneous, K(a x, b y) = ab K(x, y) for a, b > 0 (ReLU, no bias), and a
+    power of two scales exactly: computed on these images and multiplied by 2^(e_i + e_j) the kernel
+    has the same bits as computed on the inputs, but no square of a pixel, no variance and no product
+    of two variances underflows or overflows on the way (issue 10: images of 1e-160 gave negative
+    entries, float32 images of 1e20 gave NaN)."""
+    e = torch.frexp(t.abs().amax(dim=(1, 2, 3)))[1]
+    return pow2_scale(t, -e[:, None, None, None]), e
+
+
+def _rescaled(values, exponents, names, largest, dtype):
+    """``values * 2**exponents``, or a ValueError when the kernel itself overflows the dtype."""
+    out = pow2_scale(values, exponents)
+    if not bool(torch.isfinite(out).all()):
+        sizes = ", ".join(f"max |{n}| = {v:.3g}" for n, v in zip(names, largest))
+        advice = " or pass dtype=torch.float64" if dtype != torch.float64 else ""
+        raise ValueError(
+            f"the CNTK values overflow {dtype} (the largest is {torch.finfo(dtype).max:.3g}; {sizes}); rescale "
+            f"the images{advice} (the CNTK is positively homogeneous: K(aX, bY) = ab K(X, Y) for a, b > 0)"
+        )
+    return out
+
+
+def _check_memory(pairs, entries_per_pair, outputs, dtype, max_bytes, what):
+    """Refuse (:class:`~ntklib.TooLargeError`) a call whose batches and result would pass ``max_bytes``."""
+    limit = MAX_BYTES if max_bytes is None else max_bytes
+    if isinstance(limit, bool) or not isinstance(limit, (int, float, np.integer, np.floating)) or not limit > 0:
+        raise TypeError(f"max_bytes must be a positive number of bytes (or None for MAX_BYTES); got {max_bytes!r}")
+    itemsize = torch.finfo(dtype).bits // 8
+    needed = (pairs * entries_per_pair * _LIVE_ARRAYS + outputs) * itemsize
+    check_budget(needed, limit, what=what, unit="bytes", knob="max_bytes")
 
 
 def _patch_same_position(D, q):
@@ -167,12 +233,6 @@ def _check_args(depth, pooling, filter_size, kernel):
     return depth, q
 
 
-def _check_fix(fix):
-    if not isinstance(fix, (bool, np.bool_)):
-        raise TypeError(f"fix must be True or False; got {fix!r}")
-    return bool(fix)
-
-
 def _as_list(value, name, check):
     """A non-empty list of distinct values from one value or a sequence of them."""
     many = isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str)
@@ -234,7 +294,7 @@ def _pair_block(pairs_per_block, dtype, H, W, gap) -> int:
     return check_int(pairs_per_block, "pairs_per_block", 1)
 
 
-def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_block):
+def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_block, max_bytes):
     q = _check_args(depths[0], pooling, filter_size, kernel)[1]
     dtype = resolve_dtype(dtype)
     x = _images(X, "X", dtype)
@@ -245,9 +305,14 @@ def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_bl
     H, W = x.shape[2:]
     gap = pooling == "gap"
     side = max(1, math.isqrt(_pair_block(pairs_per_block, dtype, H, W, gap)))  # tiles of side x side pairs
+    keys = [(d, f) for d in depths for f in fixes]  # the order of _Pairs.keys()
+    _check_memory(min(side, n) * min(side, m), (H * W) ** 2 if gap else H * W, len(keys) * n * m, dtype, max_bytes,
+                  f"the {pooling} CNTK of {n} x {m} images of {H} x {W} pixels")
     with torch.no_grad():
+        largest = [max_abs(x)] + ([] if symmetric else [max_abs(y)])
+        x, ex = _unit_images(x)
+        y, ey = (x, ex) if symmetric else _unit_images(y)
         pairs = _Pairs(x, y, depths, fixes, q, kernel == "ntk", gap)
-        keys = pairs.keys()
 
         def tile(rows, cols, diagonal):
             r = torch.arange(rows.start, rows.stop, device=x.device)
@@ -264,11 +329,12 @@ def _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_bl
 
         out = torch.empty((len(keys), n, m), dtype=dtype, device=x.device)
         tiled_gram(tile, n, None if symmetric else m, block=side, out=out)  # torch threads each batch
+        out = _rescaled(out, ex[:, None] + ey[None, :], ("X",) if symmetric else ("X", "Y"), largest, dtype)
     return {key: returns_like(X, out[k]) for k, key in enumerate(keys)}
 
 
 def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_size=3, kernel="ntk", dtype=None,
-              pairs_per_block=None):
+              pairs_per_block=None, max_bytes=None):
     r"""The CNTK (or NNGP) of :func:`cntk` at several depths and ``fix`` settings, in one pass.
 
     The recursion up to layer :math:`h` is the same whatever the final depth, and ``fix`` changes only
@@ -277,7 +343,7 @@ def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_siz
 
     Parameters
     ----------
-    X, Y, pooling, filter_size, kernel, dtype, pairs_per_block
+    X, Y, pooling, filter_size, kernel, dtype, pairs_per_block, max_bytes
         As in :func:`cntk`.
     depths : int or sequence of int
         Depths (numbers of convolutional layers), each ``>= 1``.
@@ -294,6 +360,9 @@ def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_siz
     ------
     ValueError, TypeError
         As in :func:`cntk`; also an empty or repeating ``depths`` or ``fix``.
+    TooLargeError
+        As in :func:`cntk`: the memory estimate (the result holds one (n, m) matrix per combination)
+        passes ``max_bytes``.
 
     Examples
     --------
@@ -306,11 +375,12 @@ def cntk_grid(X, Y=None, *, depths, fix=(False, True), pooling="gap", filter_siz
     True
     """
     depths = _as_list(depths, "depths", lambda d: _check_args(d, pooling, filter_size, kernel)[0])
-    fixes = _as_list(fix, "fix", _check_fix)
-    return _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_block)
+    fixes = _as_list(fix, "fix", lambda f: check_bool(f, "fix"))
+    return _grid(X, Y, depths, fixes, pooling, filter_size, kernel, dtype, pairs_per_block, max_bytes)
 
 
-def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="ntk", dtype=None, pairs_per_block=None):
+def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="ntk", dtype=None, pairs_per_block=None,
+         max_bytes=None):
     r"""The convolutional NTK (or NNGP) of Arora et al. (2019) on raw images, as their algorithm defines it.
 
     Parameters
@@ -343,6 +413,11 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
         Image pairs per batch (tiles of :math:`\lfloor\sqrt{\text{pairs\_per\_block}}\rfloor^2` pairs);
         by default as many as keep each intermediate array at about 2 MB (2**18 float64 or 2**19
         float32 entries: the batch stays in cache; at least one pair).
+    max_bytes : int, optional
+        The most memory the call may plan for, in bytes; ``None`` is :data:`MAX_BYTES` (4 GiB). The
+        estimate, made before any work, is 16 arrays of one batch (a GAP batch holds :math:`(HW)^2`
+        entries per image pair, vanilla :math:`HW`) plus the result. One pair of 100 x 100 images under
+        GAP needs about 13 GB and is refused unless ``max_bytes`` is raised.
 
     Returns
     -------
@@ -352,14 +427,26 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     ------
     ValueError
         Images that are not 4-D or not of one shape, NaN/inf, ``depth < 1``, an even ``filter_size``,
-        an unknown ``pooling`` or ``kernel`` (the message lists the allowed values).
+        an unknown ``pooling`` or ``kernel`` (the message lists the allowed values), or images so large
+        that the kernel values themselves overflow the dtype (the message gives the largest pixel).
+    TooLargeError
+        (a ValueError) If the memory estimate passes ``max_bytes``; nothing is computed.
     TypeError
-        A non-integer ``depth`` or ``filter_size``, a ``fix`` that is not a bool.
+        A non-integer ``depth`` or ``filter_size``, a ``fix`` that is not a bool (``"no"`` is refused,
+        not taken as true), a ``max_bytes`` that is not a positive number.
 
     See Also
     --------
     cntk_grid : several depths and both ``fix`` settings in one pass.
     CNTK : the same as a kernel object (``diag`` without the Gram matrix).
+
+    Notes
+    -----
+    Any real input dtype (integers, float16, bfloat16) is converted exactly to ``dtype``; a tensor that
+    requires grad is computed on its detached values. The CNTK is positively homogeneous,
+    :math:`K(aX, bY) = ab\,K(X, Y)` for :math:`a, b > 0`: each image is divided by the power of two that
+    brings its largest pixel into :math:`[1/2, 1)` and the kernel multiplied back, exactly, so images of
+    any finite size give the kernel to full precision until the kernel itself under- or overflows.
 
     References
     ----------
@@ -386,21 +473,24 @@ def cntk(X, Y=None, *, depth, pooling="gap", fix=False, filter_size=3, kernel="n
     0.0
     """
     depth = _check_args(depth, pooling, filter_size, kernel)[0]
-    fix = _check_fix(fix)
-    return _grid(X, Y, [depth], [fix], pooling, filter_size, kernel, dtype, pairs_per_block)[depth, fix]
+    fix = check_bool(fix, "fix")
+    return _grid(X, Y, [depth], [fix], pooling, filter_size, kernel, dtype, pairs_per_block, max_bytes)[depth, fix]
 
 
-def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dtype=None):
+def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dtype=None, max_bytes=None):
     r"""The per-pixel-pair kernel :math:`\Theta^{\text{out}}_{pp'}(x, y)` of two images, shape (H, W, H, W).
 
     Its trace is the vanilla CNTK and its mean the CNTK-GAP (see :func:`cntk`).
 
     Parameters
     ----------
-    x, y : (C, H, W) arrays or tensors (or (1, C, H, W))
+    x, y : (C, H, W) arrays, nested lists or tensors (or (1, C, H, W))
         Two images of the same shape.
     depth, fix, filter_size, kernel, dtype
         As in :func:`cntk` (``depth`` counts convolutional layers).
+    max_bytes : int, optional
+        As in :func:`cntk` (default :data:`MAX_BYTES`, 4 GiB): the result alone has :math:`(HW)^2`
+        entries, and the recursion about 16 arrays of that size.
 
     Returns
     -------
@@ -409,7 +499,10 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     Raises
     ------
     ValueError, TypeError
-        As in :func:`cntk`; also ``x``, ``y`` that are not two images of one shape.
+        As in :func:`cntk`; also ``x``, ``y`` that are not two images of one shape (the message gives
+        the expected shapes).
+    TooLargeError
+        (a ValueError) If the memory estimate passes ``max_bytes``.
 
     Examples
     --------
@@ -423,20 +516,36 @@ def cntk_pixel_pairs(x, y, *, depth, fix=False, filter_size=3, kernel="ntk", dty
     True
     """
     depth, q = _check_args(depth, "gap", filter_size, kernel)
-    fix = _check_fix(fix)
+    fix = check_bool(fix, "fix")
     dtype = resolve_dtype(dtype)
-    a = _images(x[None] if getattr(x, "ndim", 0) == 3 else x, "x", dtype)
-    b = _images(y[None] if getattr(y, "ndim", 0) == 3 else y, "y", dtype, device=a.device)
-    if a.shape[0] != 1 or b.shape[0] != 1 or a.shape[1:] != b.shape[1:]:
-        raise ValueError("x and y must be two single images (C, H, W) of the same shape")
+    a = _one_image(x, "x", dtype)
+    b = _one_image(y, "y", dtype, device=a.device)
+    if a.shape != b.shape:
+        raise ValueError(f"x and y must be two images of the same shape; got shapes {tuple(a.shape[1:])} and "
+                         f"{tuple(b.shape[1:])}")
     C, H, W = a.shape[1:]
+    _check_memory(1, (H * W) ** 2, (H * W) ** 2, dtype, max_bytes, f"the pixel pairs of two images of {H} x {W} pixels")
     D = depth + 1  # the recursion counts the readout, as Arora et al.
     with torch.no_grad():
+        largest = [max_abs(a), max_abs(b)]
+        (a, ea), (b, eb) = _unit_images(a), _unit_images(b)
         zero = torch.zeros(1, dtype=torch.long, device=a.device)
         va, vb = _pick(_self_variances(a, D, q), zero, True, True), _pick(_self_variances(b, D, q), zero, True, False)
         S = (a.reshape(C, H * W).T @ b.reshape(C, H * W)).reshape(1, H, W, H, W)
         out = _recursion(S, va, vb, [D], q, [fix], kernel == "ntk", _patch_all_pairs, lambda t: t[0])[D, fix]
+        out = _rescaled(out, ea[0] + eb[0], ("x", "y"), largest, dtype)
     return returns_like(x, out)
+
+
+def _one_image(x, name, dtype, device=None):
+    """One image (C, H, W), or a batch of one (1, C, H, W), as a (1, C, H, W) tensor."""
+    expected = "one image of shape (channels, height, width), or (1, channels, height, width)"
+    t = to_tensor(x, name, dtype=dtype, device=device)
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[0] != 1:
+        raise ValueError(f"{name} must be {expected}; got shape {tuple(t.shape)}")
+    return _images(t, name, dtype, device, expected)
 
 
 class CNTK:
@@ -474,14 +583,14 @@ class CNTK:
 
     def __init__(self, depth, pooling="gap", fix=False, filter_size=3, kernel="ntk"):
         _check_args(depth, pooling, filter_size, kernel)
-        self.depth, self.pooling, self.fix = depth, pooling, _check_fix(fix)
+        self.depth, self.pooling, self.fix = depth, pooling, check_bool(fix, "fix")
         self.filter_size, self.kernel = filter_size, kernel
 
     def _params(self):
         return dict(depth=self.depth, pooling=self.pooling, fix=self.fix, filter_size=self.filter_size,
                     kernel=self.kernel)
 
-    def __call__(self, X, Y=None, *, dtype=None, pairs_per_block=None):
+    def __call__(self, X, Y=None, *, dtype=None, pairs_per_block=None, max_bytes=None):
         """The Gram matrix :math:`K(x_i, y_j)` of :func:`cntk`.
 
         Parameters
@@ -490,12 +599,17 @@ class CNTK:
             Images, as in :func:`cntk`.
         Y : (m, C, H, W), optional
             Second set of images; ``None`` means ``X``.
-        dtype, pairs_per_block
+        dtype, pairs_per_block, max_bytes
             As in :func:`cntk`.
 
         Returns
         -------
         K : (n, m) array or tensor
+
+        Raises
+        ------
+        ValueError, TypeError, TooLargeError
+            As in :func:`cntk`.
 
         Examples
         --------
@@ -504,21 +618,26 @@ class CNTK:
         >>> bool(np.array_equal(nk.CNTK(depth=1)(x), nk.cntk(x, depth=1)))
         True
         """
-        return cntk(X, Y, dtype=dtype, pairs_per_block=pairs_per_block, **self._params())
+        return cntk(X, Y, dtype=dtype, pairs_per_block=pairs_per_block, max_bytes=max_bytes, **self._params())
 
-    def diag(self, X, *, dtype=None, pairs_per_block=None):
+    def diag(self, X, *, dtype=None, pairs_per_block=None, max_bytes=None):
         """The diagonal :math:`K(x_i, x_i)`: each image's recursion with itself, :math:`O(n)` pairs.
 
         Parameters
         ----------
         X : (n, C, H, W) array or tensor
             Images, as in :func:`cntk`.
-        dtype, pairs_per_block
-            As in :func:`cntk`.
+        dtype, pairs_per_block, max_bytes
+            As in :func:`cntk` (the estimate counts one batch of ``pairs_per_block`` image pairs).
 
         Returns
         -------
         d : (n,) array or tensor (the kind of ``X``)
+
+        Raises
+        ------
+        ValueError, TypeError, TooLargeError
+            As in :func:`cntk` (also when the diagonal itself overflows the dtype).
 
         Examples
         --------
@@ -531,15 +650,20 @@ class CNTK:
         q = check_int(self.filter_size, "filter_size", 1)
         dtype = resolve_dtype(dtype)
         x = _images(X, "X", dtype)
-        H, W = x.shape[2:]
+        n, H, W = x.shape[0], *x.shape[2:]
         gap = self.pooling == "gap"
         block = _pair_block(pairs_per_block, dtype, H, W, gap)
-        out = torch.empty(x.shape[0], dtype=dtype, device=x.device)
+        _check_memory(min(block, n), (H * W) ** 2 if gap else H * W, n, dtype, max_bytes,
+                      f"the {self.pooling} CNTK diagonal of {n} images of {H} x {W} pixels")
+        out = torch.empty(n, dtype=dtype, device=x.device)
         with torch.no_grad():
+            largest = [max_abs(x)]
+            x, e = _unit_images(x)
             pairs = _Pairs(x, x, [self.depth], [self.fix], q, self.kernel == "ntk", gap)
-            for s in range(0, x.shape[0], block):
-                i = torch.arange(s, min(s + block, x.shape[0]), device=x.device)
+            for s in range(0, n, block):
+                i = torch.arange(s, min(s + block, n), device=x.device)
                 out[i] = pairs(i, i)[0]
+            out = _rescaled(out, 2 * e, ("X",), largest, dtype)
         return returns_like(X, out)
 
     def __repr__(self):

@@ -32,6 +32,12 @@ rounding error: a cosine computed as :math:`1 - \delta`, :math:`\delta = 2^{-52}
 off by :math:`\sqrt{2\delta} \approx 2\times10^{-8}` and the step layer's output
 :math:`\kappa_0(1 - \delta) \approx 1 - \sqrt{2\delta}/\pi` off by about ``7e-9``; three step layers
 make it about ``3e-3`` (``tests/test_kernels.py`` measures both).
+
+**Tiny and huge inputs.** Norms are computed scaled (no :math:`|x|^2` underflows to 0 on the way), and
+the product :math:`\Sigma^{(h)}(x, x)\Sigma^{(h)}(y, y)` under the square root of :math:`\rho` is scaled
+by powers of two wherever it would pass the dtype's range: :math:`|x| = 10^{-100}` once made it 0 and
+forced :math:`\rho = 1` (33 % off at depth 2). Inputs are refused only where a variance or a kernel
+value itself overflows, with a message naming the input, the activations and the dtype.
 """
 from __future__ import annotations
 
@@ -45,10 +51,12 @@ import torch
 from ._arrays import (
     as_points,
     call_repr,
+    check_bool,
     check_choice,
     check_depth,
     check_same_features,
     check_variance,
+    max_abs,
     per_layer,
     resolve_dtype,
     returns_like,
@@ -56,7 +64,7 @@ from ._arrays import (
     to_tensor,
 )
 from ._tiles import tiled_gram
-from .activations import Activation, get_activation
+from .activations import Activation, Identity, ReLUk, get_activation
 
 __all__ = ["ntk", "nngp", "kappa", "NTK", "NNGP", "Layer", "layer_duals", "layer_step", "resolve_layers"]
 
@@ -98,6 +106,10 @@ class Layer:
     weight_var: float
     bias_var: float
     weight_is_c_sigma: bool = False
+
+    def __post_init__(self):
+        if self.weight_is_c_sigma is not True and self.weight_is_c_sigma is not False:  # "no" is not true
+            object.__setattr__(self, "weight_is_c_sigma", check_bool(self.weight_is_c_sigma, "weight_is_c_sigma"))
 
 
 def _bias_vars(bias_var, depth: int) -> list[float]:
@@ -201,13 +213,15 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
         numbers (or Python floats) the layer is evaluated at the current mpmath precision, with the
         exact :math:`c_\sigma` when ``layer.weight_is_c_sigma`` (closed-form activations only).
     deriv : bool, default True
-        Also compute :math:`\dot\Sigma^{(h)}` (else ``None`` is returned for it).
+        Also compute :math:`\dot\Sigma^{(h)}` (else ``None`` is returned for it); a non-bool (``"no"``)
+        is a TypeError.
     rho : optional
         The correlation :math:`q_{12}/\sqrt{q_{11}q_{22}}` if the caller has it exactly (e.g. a
         refined first-layer cosine); by default computed, and for tensors set to :math:`\pm 1`
         within 8 ulps of it (see :mod:`ntklib.kernels`); for mpmath clipped to :math:`[-1, 1]`.
     root : torch.Tensor, optional
-        :math:`\sqrt{q_{11}q_{22}}` if the caller has it (computed without overflow otherwise).
+        :math:`\sqrt{q_{11}q_{22}}` if the caller has it (computed without overflow or underflow
+        otherwise).
 
     Returns
     -------
@@ -227,6 +241,8 @@ def layer_duals(layer: Layer, q11, q12, q22, *, deriv=True, rho=None, root=None)
     >>> s == 1 / mp.pi, sd == mp.mpf(1) / 2
     (True, True)
     """
+    if deriv is not True and deriv is not False:  # identity tests: this runs per high-precision node
+        deriv = check_bool(deriv, "deriv")
     act = layer.activation
     if _is_torch(q11, q12, q22, rho):
         if root is None:
@@ -315,25 +331,63 @@ def layer_step(layer: Layer, q11, q12, q22, theta=None, *, rho=None, root=None):
 
 
 def _root(q11, q22):
-    """sqrt(q11 q22) as a tensor, also where the product overflows (but the root does not)."""
+    """sqrt(q11 q22) as a tensor, also where the product overflows or underflows (but the root does not)."""
     root = torch.sqrt(q11 * q22)
-    if bool(torch.isinf(root).any()):
+    if _underflows(root) or not bool(torch.isfinite(root).all()):
         root = _scaled_root(q11, q22)
     return root
 
 
+def _underflows(root) -> bool:
+    """Whether some root^2 = q11 q22 fell below the smallest normal number (lost digits, or 0): then
+    sqrt(q11 * q22) is no longer the root of two normal variances (issue 10: |x| = 1e-100 made it 0 and
+    forced rho = 1). Exact zeros (a zero vector) take the scaled path too, where they stay 0."""
+    return bool(root.numel()) and float(root.amin()) < math.sqrt(torch.finfo(root.dtype).tiny)
+
+
 def _scaled_root(q11, q22):
     """sqrt(q11 q22) with each factor scaled by an even power of two first: the same bits as
-    sqrt(q11 * q22) where that product is finite (scaling by 2^2k is exact and commutes with the
-    rounding), and finite where only the product overflows."""
+    sqrt(q11 * q22) where that product is a normal number (scaling by 2^2k is exact and commutes with
+    the rounding), and right where only the product overflows or underflows."""
+    limit = _maxexp(q11.dtype) // 2 - 1  # 2^limit and 2^-limit are normal numbers
 
     def split(q):
-        k = torch.frexp(q)[1].div(2, rounding_mode="floor").clamp_(-511, 511)
-        return torch.ldexp(q, -2 * k), torch.ldexp(torch.ones_like(q), k)
+        k = torch.frexp(q)[1].div(2, rounding_mode="floor").clamp_(-limit, limit)
+        inv = torch.ldexp(torch.ones_like(q), -k)
+        return q * inv * inv, torch.ldexp(torch.ones_like(q), k)  # q 2^-2k in two exact steps
 
     a, ha = split(q11)
     b, hb = split(q22)
     return torch.sqrt(a * b) * ha * hb
+
+
+def _maxexp(dtype) -> int:
+    """The least e with 2^e past the dtype's range (numpy's finfo.maxexp: 1024 for float64, 128 for float32)."""
+    return math.frexp(torch.finfo(dtype).max)[1]
+
+
+def _root_is_scaled(qx, qy, finfo) -> bool:
+    """Whether sqrt(qx_i qy_j) needs the scaled root for some pair: a product past the largest or below
+    the smallest normal number (decided from the extremes; the positive ones, a zero stays 0)."""
+    if not qx.numel() or not qy.numel():
+        return False
+    if float(qx.max()) * float(qy.max()) > finfo.max:
+        return True
+    px, py = qx[qx > 0], qy[qy > 0]
+    return bool(px.numel() and py.numel()) and float(px.min()) * float(py.min()) < finfo.tiny
+
+
+def pow2_scale(t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``t * 2**k`` entrywise (``k`` an integer tensor broadcasting against ``t``), exact except where
+    the result is subnormal, also where ``2**k`` itself is not representable (torch.ldexp forms it):
+    applied in steps of at most 2^(maxexp - 2), each moving ``t`` towards the result."""
+    limit = _maxexp(t.dtype) - 2
+    k = torch.as_tensor(k, device=t.device)
+    while k.numel() and bool((k != 0).any()):
+        step = k.clamp(-limit, limit)
+        t = t * torch.ldexp(torch.ones_like(step, dtype=t.dtype), step)
+        k = k - step
+    return t
 
 
 def _rho(sigma, root):
@@ -380,8 +434,8 @@ def _recursion(nx, ny, cos, qxs, qys, layers, bias0, ntk: bool, big):
 
     All arguments broadcast against ``cos``: ``nx``/``ny`` are the input norms, ``qxs[h]``/``qys[h]``
     the variances Sigma^(h)(x, x) / Sigma^(h)(y, y); ``big[h]`` says whether their products can
-    overflow (then the root is computed scaled). This is the whole of the recursion; the public
-    functions only feed it tiles.
+    overflow or underflow (then the root is computed scaled, see :func:`_root_is_scaled`). This is the
+    whole of the recursion; the public functions only feed it tiles.
     """
     root0 = nx * ny
     sigma = root0 * cos + bias0 if bias0 else root0 * cos
@@ -436,12 +490,49 @@ def _block_size(block_size, layers) -> int:
     return block_size
 
 
-def _too_large(name, norms, dtype, what):
+def _activations_named(layers) -> str:
+    names = list(dict.fromkeys(layer.activation.name for layer in layers))
+    return f"activation {', '.join(map(repr, names))}" if names else "no activation (depth=0)"
+
+
+def _homogeneous(bias0, layers) -> bool:
+    """Whether K(aX, bY) = ab K(X, Y) for a, b > 0: no bias, every activation the ReLU or the identity."""
+    return bias0 == 0 and all(
+        layer.bias_var == 0 and (isinstance(layer.activation, Identity)
+                                 or isinstance(layer.activation, ReLUk) and layer.activation.k == 1)
+        for layer in layers)
+
+
+def _overflow_message(start, dtype, bias0, layers) -> str:
+    """``start`` + the dtype's range + what to do (the homogeneity hint where it holds)."""
+    hint = ("; these kernels are positively homogeneous (no bias, ReLU/identity): K(aX, bY) = ab K(X, Y) "
+            "for a, b > 0" if _homogeneous(bias0, layers) else "")
+    advice = "rescale the inputs" + (" or pass dtype=torch.float64" if dtype != torch.float64 else "")
+    return f"{start} (the largest {dtype} is {torch.finfo(dtype).max:.3g}); {advice}{hint}"
+
+
+def _too_large(name, norms, dtype, what, bias0, layers):
+    return ValueError(_overflow_message(
+        f"{name} is too large for {dtype} kernels with {_activations_named(layers)}: max |x| = "
+        f"{float(norms.max()):.3g} makes {what} overflow", dtype, bias0, layers))
+
+
+def _nan_error(what, dtype, layers):
     return ValueError(
-        f"{name} is too large for {dtype} kernels: max |x| = {float(norms.max()):.3g} makes {what} "
-        "overflow; rescale the inputs (bias-free ReLU kernels are positively homogeneous: "
-        "K(aX, bY) = ab K(X, Y))"
+        f"the dual of {_activations_named(layers)} returned NaN for {what} in {dtype}: this kernel cannot be "
+        "computed at these inputs (a closed-form dual should be finite wherever the kernel is; please report it)"
     )
+
+
+def _check_variances(name, qs, norms, dtype, bias0, layers):
+    """Refuse variances Sigma^(h)(x, x) that overflowed (naming the input, activation and dtype) or are NaN."""
+    for h, q in enumerate(qs):
+        if bool(torch.isfinite(q).all()):
+            continue
+        if h and bool(torch.isnan(q).any()):
+            raise _nan_error(f"the variance Sigma^({h})(x, x) of a point of {name} with itself", dtype, layers[:h])
+        what = "|x|^2" if h == 0 else f"the variance Sigma^({h})(x, x) of a point with itself"
+        raise _too_large(name, norms, dtype, what, bias0, layers)
 
 
 def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_size, ntk):
@@ -460,19 +551,21 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
         qxs = _variances(nx * nx + bias0, layers)
         qys = qxs if symmetric else _variances(ny * ny + bias0, layers)
         for name, qs, norms in (("X", qxs, nx), ("Y", qys, ny)):
-            if not all(bool(torch.isfinite(q).all()) for q in qs):
-                raise _too_large(name, norms, dtype, "the variances Sigma^(h)(x, x) of a point with itself")
-        big = [bool(q.numel() and p.numel() and float(q.max()) * float(p.max()) > finfo.max)
-               for q, p in zip(qxs, qys)]
-        # |K(x, y)| <= sqrt(K(x, x) K(y, y)) (a PSD kernel): with finite diagonals no entry overflows,
-        # and the tiles need no check; an infinite diagonal of K(X) is itself an overflowing entry
-        firsts = (qxs[0],) if symmetric else (qxs[0], qys[0])
-        check_tiles = not all(bool(torch.isfinite(_diagonal(q, layers, ntk)).all()) for q in firsts)
-        overflow = (f"the kernel values overflow {dtype} (max |x| = {float(nx.max()):.3g}, max |y| = "
-                    f"{float(ny.max()):.3g}); rescale the inputs (bias-free ReLU kernels are positively "
-                    "homogeneous: K(aX, bY) = ab K(X, Y))")
-        if symmetric and check_tiles:
-            raise ValueError(overflow)
+            _check_variances(name, qs, norms, dtype, bias0, layers)
+        big = [_root_is_scaled(q, p, finfo) for q, p in zip(qxs, qys)]
+        # |K(x, y)| <= sqrt(K(x, x) K(y, y)) (a PSD kernel): with finite diagonals no entry overflows;
+        # an infinite diagonal of K(X) is itself an overflowing entry. The tiles are still checked (one
+        # read of each): a dual that returns NaN off the diagonal must not give a silent NaN
+        overflow = _overflow_message(
+            f"the kernel values overflow {dtype} with {_activations_named(layers)} (max |x| = {max_abs(nx):.3g}, "
+            f"max |y| = {max_abs(ny):.3g})",
+            dtype, bias0, layers)
+        for name, q in (("X", qxs[0]),) if symmetric else (("X", qxs[0]), ("Y", qys[0])):
+            diagonal = _diagonal(q, layers, ntk)
+            if bool(torch.isnan(diagonal).any()):
+                raise _nan_error(f"K(x, x) of a point of {name}", dtype, layers)
+            if symmetric and bool(torch.isinf(diagonal).any()):
+                raise ValueError(overflow)
         n, m = x.shape[0], y.shape[0]
         out = torch.empty((n, m), dtype=dtype, device=x.device)
         threads = torch.get_num_threads()  # our own pool, one intra-op thread each (ntklib._tiles)
@@ -484,7 +577,9 @@ def _network_kernel(X, Y, depth, activation, weight_var, bias_var, dtype, block_
                     [q[rows, None] for q in qxs], [q[None, cols] for q in qys],
                     layers, bias0, ntk, big,
                 )
-            if check_tiles and not bool(torch.isfinite(t).all()):
+            if not bool(torch.isfinite(t).all()):
+                if bool(torch.isnan(t).any()):
+                    raise _nan_error("some kernel entries K(x, y)", dtype, layers)
                 raise ValueError(overflow)
             return t
 
@@ -496,6 +591,8 @@ _PARAMS_DOC = """Parameters
     ----------
     X : array_like or torch.Tensor, shape (n, d)
         Input points, one per row. Numpy in gives numpy out; a tensor gives a tensor on its device.
+        Any real dtype (integers, float16, bfloat16) is converted exactly to ``dtype``; a tensor that
+        requires grad is computed on its detached values (the result requires no grad).
     Y : array_like or torch.Tensor, shape (m, d), optional
         Second set of points; ``None`` means ``X`` (the result is then exactly symmetric).
     depth : int
@@ -514,29 +611,34 @@ _PARAMS_DOC = """Parameters
         scalar is the same bias variance in every layer.
     dtype : float64 (default) or float32
         Precision of the computation and of the result.
-    block_size : int, default 256
+    block_size : int (numpy integers too), default 256
         The Gram matrix is computed in tiles of ``block_size x block_size`` entries (smaller for
         quadrature activations): memory is the (n, m) result plus about ten tile-sized buffers, and
         each tile's whole recursion runs while it is in cache. On a multi-core CPU the tiles are
         spread over ``torch.get_num_threads()`` threads of a pool of our own, each running its tiles
         on one intra-op thread; no global setting is changed (see ``ntklib._tiles``).
+"""
 
-    Raises
+_RAISES_DOC = """Raises
     ------
     ValueError
         NaN/inf inputs, wrong ndim, feature-dimension mismatch, negative depth or variances, an
         unknown activation name, a list of activations whose length is not ``depth``, a ``bias_var``
-        sequence whose length is not ``depth + 1``, or inputs so large that the kernel values (or the
-        variances of a point with itself) overflow the dtype.
+        sequence whose length is not ``depth + 1``; inputs so large that the kernel values, or the
+        variances of a point with itself, overflow the dtype (the message names the input, the
+        activations and the dtype: float64 takes :math:`|x|` up to about 1.3e154, float32 up to 1.8e19;
+        tiny inputs are fine, their kernel is computed down to where it underflows itself); a dual
+        that returns NaN (never a silent NaN kernel).
     TypeError
-        Non-numeric inputs or a non-integer depth.
+        Non-numeric inputs, a non-integer depth or ``block_size``.
 """
 
 
 def _with_params(fn):
-    """Insert the shared parameter documentation where a docstring says ``{params}``."""
+    """Insert the shared parameter (and error) documentation where a docstring says ``{params}`` (``{raises}``)."""
     if fn.__doc__ is not None:  # None under python -OO, which strips docstrings
-        fn.__doc__ = fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
+        fn.__doc__ = (fn.__doc__.replace("{params}", _PARAMS_DOC.rstrip() + "\n")  # a blank line before Returns
+                      .replace("{raises}", _RAISES_DOC.rstrip() + "\n"))
     return fn
 
 
@@ -552,6 +654,7 @@ def nngp(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, 
     -------
     K : (n, m) array or tensor
 
+    {raises}
     References
     ----------
     S. Arora et al., "On exact computation with an infinitely wide neural net", NeurIPS 2019,
@@ -583,6 +686,7 @@ def ntk(X, Y=None, *, depth, activation="relu", weight_var=None, bias_var=0.0, d
     -------
     K : (n, m) array or tensor
 
+    {raises}
     References
     ----------
     - A. Jacot, F. Gabriel, C. Hongler, "Neural tangent kernel", NeurIPS 2018, arXiv:1806.07572.
@@ -616,7 +720,9 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     Parameters
     ----------
     u : float, array_like or torch.Tensor
-        Cosines in :math:`[-1, 1]`, any shape.
+        Cosines in :math:`[-1, 1]`, any shape. A dot product of unit vectors lands a few ulps past
+        :math:`\pm1`: up to 8 ulps of ``u``'s precision (float32 for a float32 ``u``, float64
+        otherwise) past :math:`\pm1` is taken as :math:`\pm1`.
     depth, activation, weight_var, bias_var
         As in :func:`ntk`.
     kernel : {"ntk", "nngp"}
@@ -625,6 +731,12 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     Returns
     -------
     kappa : same kind and shape as ``u`` (float64)
+
+    Raises
+    ------
+    ValueError
+        If some :math:`|u|` is more than 8 ulps past 1 (the message gives the largest), or the
+        architecture is invalid (as in :func:`ntk`).
 
     Examples
     --------
@@ -637,20 +749,43 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     """
     kernel = check_choice(kernel, "kernel", ("ntk", "nngp"))
     bias0, layers = _architecture(depth, activation, weight_var, bias_var)
-    t = to_tensor(u, "u", dtype=torch.float64)
-    if t.numel() and bool((t.abs() > 1).any()):
-        raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
+    t = _cosine_argument(u)
     with torch.no_grad():
         one = torch.ones((), dtype=torch.float64, device=t.device)
         qs = _variances(one + bias0, layers)
+        big = [_root_is_scaled(q, q, torch.finfo(torch.float64)) for q in qs]  # a tiny weight_var: q^2 underflows
         flat = t.reshape(-1)
         chunk = _block_size(512, layers) ** 2  # bounded memory for quadrature activations too
         out = torch.cat(
-            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk",
-                        [False] * len(layers))
+            [_recursion(one, one, flat[i:i + chunk], qs, qs, layers, bias0, kernel == "ntk", big)
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
     return scalar_or_array(u, out)
+
+
+#: cosines up to this many ulps (of the argument's precision) past +-1 are taken as +-1 by :func:`kappa`
+_COSINE_ULPS = 8
+
+
+def _cosine_argument(u) -> torch.Tensor:
+    """``u`` as a float64 tensor in [-1, 1]: a dot product of unit vectors lands a few ulps past +-1
+    (1 + 2.3e-16 in float64), so |u| <= 1 + 8 ulps (of float32 for a float32 ``u``, of float64 otherwise)
+    is clipped; past that it is refused."""
+    dtype = getattr(u, "dtype", None)  # a Python float or a list: float64 (np.dtype(None))
+    if isinstance(dtype, torch.dtype):
+        eps = torch.finfo(dtype).eps if dtype.is_floating_point else np.finfo(float).eps
+    else:
+        dtype = np.dtype(dtype) if isinstance(dtype, np.dtype) or dtype is None else np.dtype(float)
+        eps = float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(float).eps
+    t = to_tensor(u, "u", dtype=torch.float64)
+    if t.numel():
+        worst = float(t.abs().max())
+        if worst > 1:
+            if worst > 1 + _COSINE_ULPS * eps:
+                raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {_COSINE_ULPS} "
+                                 f"ulps past +-1 is taken as +-1); got |u| = {worst!r}")
+            t = t.clamp(-1.0, 1.0)
+    return t
 
 
 class _NetworkKernel:
@@ -729,7 +864,9 @@ class _NetworkKernel:
             nx = _row_norms(x)
             d = _diagonal(nx * nx + self._bias0, self._layers, self._kernel == "ntk")
         if not bool(torch.isfinite(d).all()):
-            raise _too_large("X", nx, dtype, "K(x, x)")
+            if bool(torch.isnan(d).any()):
+                raise _nan_error("K(x, x)", dtype, self._layers)
+            raise _too_large("X", nx, dtype, "K(x, x)", self._bias0, self._layers)
         return returns_like(X, d)
 
     def kappa(self, u):
@@ -761,7 +898,8 @@ class _NetworkKernel:
         Parameters
         ----------
         u : mpmath number or float in [-1, 1]
-            The cosine :math:`x\\cdot y` of two unit vectors (NaN is refused).
+            The cosine :math:`x\\cdot y` of two unit vectors (NaN is refused; up to 8 float64 ulps
+            past :math:`\\pm1` is taken as :math:`\\pm1`).
 
         Returns
         -------
@@ -771,7 +909,7 @@ class _NetworkKernel:
         Raises
         ------
         ValueError
-            If ``u`` is outside :math:`[-1, 1]`.
+            If ``u`` is more than 8 float64 ulps outside :math:`[-1, 1]`.
         TypeError
             For an activation without a closed-form dual (a :class:`~ntklib.activations.Quadrature`
             has no high-precision path); :func:`~ntklib.sphere.sphere_eigenvalues` relies on it.
@@ -785,8 +923,12 @@ class _NetworkKernel:
         """
         import mpmath as mp
 
-        if not -1 <= mp.mpf(u) <= 1:  # NaN fails too
-            raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
+        u = mp.mpf(u)
+        if not -1 <= u <= 1:  # NaN fails too
+            if not abs(u) <= 1 + _COSINE_ULPS * np.finfo(float).eps:
+                raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {_COSINE_ULPS} "
+                                 f"float64 ulps past +-1 is taken as +-1); got {u}")
+            u = mp.mpf(1) if u > 0 else mp.mpf(-1)
         # Sigma^(h)(x, x) on the unit sphere is the same for every point: computed once per precision
         cache = self.__dict__.setdefault("_mp_variances", {})
         qs = cache.get(mp.mp.prec)

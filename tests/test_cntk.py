@@ -345,3 +345,154 @@ def test_standardize_and_zca():
     assert lam.min() > 1 - 1e-2 and lam.max() < 1 + 1e-9, (lam.min(), lam.max())
     raw = np.linalg.eigvalsh(np.cov(s_tr.reshape(50, -1), rowvar=False))
     np.testing.assert_allclose(lam, np.sort(raw / (raw + 1e-6 * raw.mean())), rtol=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 10: extreme scales, size guard, flags, shapes, strides, dtypes
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pooling", ["vanilla", "gap"])
+@pytest.mark.parametrize("kernel, fix", [("ntk", False), ("ntk", True), ("nngp", False)])
+def test_cntk_of_tiny_and_huge_images_is_homogeneous(pooling, kernel, fix):
+    """cntk(X * 1e-100) was 93 % off, cntk(X * 1e-160) had negative entries and cntk(X * 1e100) NaN. The
+    CNTK is positively homogeneous (ReLU, no bias): K(aX, bY) = ab K(X, Y) for a, b > 0, and K(X) at unit
+    scale is checked against the brute-force loop of Arora et al. above. Exact powers of two keep the
+    reference exact; a subnormal result (2^-1070) is right to its own rounding."""
+    x, y = images(3, h=4, w=4), images(2, h=4, w=4, seed=1)
+    args = {"depth": 2, "pooling": pooling, "kernel": kernel, "fix": fix}
+    K = nk.cntk(x, **args)
+    for k in (-1070 // 2, -800, -332, 332, 500):
+        scaled = nk.cntk(x * 2.0**k, **args)
+        ref = K * 2.0**k * 2.0**k
+        np.testing.assert_allclose(scaled, ref, rtol=1e-14, atol=2.0**-1074)
+        assert np.all((scaled >= 0) == (K >= 0))
+    np.testing.assert_allclose(nk.cntk(x * 1e-100, **args), K * 1e-200, rtol=1e-13)
+    np.testing.assert_allclose(nk.cntk(x * 1e100, **args), K * 1e200, rtol=1e-13)
+    np.testing.assert_allclose(nk.cntk(x * 1e-160, y * 1e160, **args), nk.cntk(x, y, **args), rtol=1e-13)
+    # images of very different sizes in one batch: each pair scales with its own two sizes
+    mixed = x * np.array([1e-150, 1.0, 1e150])[:, None, None, None]
+    np.testing.assert_allclose(nk.cntk(mixed, **args), K * np.outer([1e-150, 1, 1e150], [1e-150, 1, 1e150]),
+                               rtol=1e-13)
+    np.testing.assert_allclose(nk.CNTK(**args).diag(mixed), np.diag(K) * [1e-300, 1, 1e300], rtol=1e-13)
+    P = nk.cntk_pixel_pairs(x[0] * 1e-200, x[1] * 1e150, depth=2, kernel=kernel, fix=fix)
+    np.testing.assert_allclose(P, nk.cntk_pixel_pairs(x[0], x[1], depth=2, kernel=kernel, fix=fix) * 1e-50,
+                               rtol=1e-13, atol=1e-13 * np.abs(P).max())
+
+
+def test_float32_cntk_of_large_images_is_finite_or_a_clear_error():
+    """float32 images of 1e20 gave a NaN kernel (x * x overflowed): images of 2^60 now give 2^120 K(X);
+    where the kernel itself passes float32's range (1e20: K ~ 1e40 > 3.4e38) the error says so."""
+    x = images(3, h=4, w=4).astype(np.float32)
+    K = nk.cntk(x, depth=2, dtype=np.float32)
+    np.testing.assert_allclose(nk.cntk(x * np.float32(2.0**60), depth=2, dtype=np.float32), K * 2.0**120, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"the CNTK values overflow torch.float32.*max \|X\| = .*e\+20.*"
+                                         r"pass dtype=torch.float64.*homogeneous"):
+        nk.cntk(x * np.float32(1e20), depth=2, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"the CNTK values overflow torch.float64"):
+        nk.cntk(x.astype(np.float64) * 1e160, depth=2)
+    with pytest.raises(ValueError, match=r"the CNTK values overflow torch.float64"):
+        nk.CNTK(depth=2).diag(x.astype(np.float64) * 1e160)
+
+
+def test_zero_image_gives_zero_rows_at_any_scale():
+    x = images(3, h=4, w=4)
+    x[1] = 0
+    for s in (1e-150, 1.0, 1e150):
+        for pooling in ("gap", "vanilla"):
+            K = nk.cntk(x * s, depth=3, pooling=pooling)
+            assert np.all(K[1] == 0) and np.all(K[:, 1] == 0) and np.all(np.isfinite(K))
+
+
+def test_gap_and_pixel_pairs_refuse_past_max_bytes_before_the_work():
+    """A pair of 100 x 100 images holds 1e8 pixel pairs per array (~13 GB for the recursion): refused at
+    once with nk.TooLargeError naming max_bytes, not allocated; a larger max_bytes lets a call through."""
+    big = np.ones((2, 1, 100, 100))
+    for call in (lambda: nk.cntk(big, depth=1), lambda: nk.CNTK(depth=1).diag(big),
+                 lambda: nk.cntk_grid(big, depths=[1, 2]), lambda: nk.cntk_pixel_pairs(big[0], big[1], depth=1)):
+        with pytest.raises(nk.TooLargeError, match=r"would need 1.\d+e\+10 bytes, over the limit of 4.29e\+09 bytes; "
+                                                   "pass a larger max_bytes"):
+            call()
+    assert nk.cntk(big, depth=1, pooling="vanilla").shape == (2, 2)  # O(HW) per pair: fine
+    x = images(3, h=6, w=6)
+    with pytest.raises(nk.TooLargeError, match="max_bytes"):
+        nk.cntk(x, depth=2, max_bytes=10_000)
+    with pytest.raises(nk.TooLargeError, match="max_bytes"):
+        nk.cntk(x, depth=2, pairs_per_block=10**9, max_bytes=10**6)  # the batch is counted too
+    np.testing.assert_array_equal(nk.cntk(x, depth=2, max_bytes=10**8), nk.cntk(x, depth=2))
+    np.testing.assert_array_equal(nk.CNTK(depth=2)(x, max_bytes=10**8), nk.cntk(x, depth=2))
+    with pytest.raises(TypeError, match="max_bytes must be a positive number"):
+        nk.cntk(x, depth=2, max_bytes="lots")
+
+
+@pytest.mark.slow
+def test_gap_memory_estimate_bounds_the_measured_peak():
+    """The guard's estimate (16 arrays of a batch's size) against the peak resident memory of one GAP
+    pair of 32 x 32 images (8 MB per array), measured in a fresh process."""
+    import subprocess
+    import sys
+
+    code = ("import resource, numpy as np, ntklib as nk\n"
+            "x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)); nk.cntk(x[:, :, :2, :2], depth=1)\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "nk.cntk_grid(x, depths=[1, 4], fix=[False, True])\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)\n")
+    grown = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    estimate = 16 * (32 * 32) ** 2 * 8
+    assert grown < estimate
+
+
+@pytest.mark.parametrize("call", [
+    lambda: nk.cntk(np.ones((2, 1, 4, 4)), depth=2, fix="no"),
+    lambda: nk.cntk_grid(np.ones((2, 1, 4, 4)), depths=2, fix=["no"]),
+    lambda: nk.cntk_pixel_pairs(np.ones((1, 4, 4)), np.ones((1, 4, 4)), depth=2, fix="no"),
+    lambda: nk.CNTK(depth=2, fix="no"),
+    lambda: nk.CNTK(depth=2, fix=None),
+])
+def test_fix_no_is_not_true(call):
+    """fix="no" meant fix=True (a non-empty string is truthy): every flag is a bool or refused."""
+    with pytest.raises(TypeError, match="fix must be True or False; got"):
+        call()
+
+
+def test_pixel_pairs_take_lists_and_say_which_shape_they_expect():
+    """A 3-D list was not expanded (it has no .ndim) and the message asked for a 4-D batch of images."""
+    a, b = images(2, c=2, h=3, w=3)
+    P = nk.cntk_pixel_pairs(a, b, depth=2)
+    np.testing.assert_array_equal(nk.cntk_pixel_pairs(a.tolist(), b.tolist(), depth=2), P)
+    np.testing.assert_array_equal(nk.cntk_pixel_pairs(a[None], b[None], depth=2), P)
+    for bad in (a[0].tolist(), np.stack([a, b]), np.ones((1, 1, 2, 3, 3))):
+        with pytest.raises(ValueError, match=r"x must be one image of shape \(channels, height, width\), or "
+                                             r"\(1, channels, height, width\); got shape"):
+            nk.cntk_pixel_pairs(bad, b, depth=2)
+    with pytest.raises(ValueError, match="x and y must be two images of the same shape"):
+        nk.cntk_pixel_pairs(a, b[:, :2], depth=2)
+
+
+def test_flipped_images_give_the_contiguous_result():
+    """np.flip views (negative strides) crashed every torch-backed function."""
+    x = np.flip(images(3, h=4, w=5), axis=3)
+    y = images(2, h=4, w=5, seed=1)[::-1, ::-1]
+    xc, yc = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    for pooling in ("gap", "vanilla"):
+        np.testing.assert_array_equal(nk.cntk(x, depth=2, pooling=pooling), nk.cntk(xc, depth=2, pooling=pooling))
+        np.testing.assert_array_equal(nk.cntk(x, y, depth=2, pooling=pooling), nk.cntk(xc, yc, depth=2, pooling=pooling))
+        k = nk.CNTK(depth=2, pooling=pooling)
+        np.testing.assert_array_equal(k.diag(x), k.diag(xc))
+        np.testing.assert_array_equal(k(x, y), k(xc, yc))
+    grid, gridc = nk.cntk_grid(x, depths=[1, 2]), nk.cntk_grid(xc, depths=[1, 2])
+    for key in grid:
+        np.testing.assert_array_equal(grid[key], gridc[key])
+    np.testing.assert_array_equal(nk.cntk_pixel_pairs(x[0], y[1], depth=2), nk.cntk_pixel_pairs(xc[0], yc[1], depth=2))
+
+
+def test_requires_grad_and_bfloat16_images_are_computed_on_their_values():
+    x = torch.tensor(images(3, h=4, w=4))
+    xg = x.clone().requires_grad_(True)
+    K = nk.cntk(xg, depth=2)
+    assert not K.requires_grad
+    torch.testing.assert_close(K, nk.cntk(x, depth=2), rtol=0, atol=0)
+    xb = x.to(torch.bfloat16)
+    Kb = nk.cntk(xb, depth=2)
+    assert Kb.dtype == torch.float64
+    torch.testing.assert_close(Kb, nk.cntk(xb.double(), depth=2), rtol=0, atol=0)
+    assert not nk.CNTK(depth=2).diag(xg).requires_grad
+    assert not nk.cntk_pixel_pairs(xg[0], xg[1], depth=2).requires_grad
