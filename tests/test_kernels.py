@@ -827,7 +827,6 @@ def test_overflow_message_names_the_activation_and_blames_relu_only_for_relu():
     assert "homogeneous" not in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 8: the erf dual at |x| >= 1e77 is fixed on branch act1")
 def test_erf_kernel_finite_for_huge_inputs():
     """|x| ~ 1e77: (1 + 2 q11)(1 + 2 q22) overflowed inside the erf dual (NaN); the guard must let the
     input through (x.x ~ 1e154 is representable) and the value is the 40-digit one."""
