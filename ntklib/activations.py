@@ -743,7 +743,8 @@ class ReLUk(ClosedForm):
         k = self._k
         pi_minus_theta = M.acos(-rho)
         if k == 0:
-            dual = M.broadcast(pi_minus_theta / (2 * M.pi), q11, q22)
+            # step(u) step(v) = 0 where a variance is 0 (u = 0 surely, and step(0) = 0)
+            dual = M.broadcast(pi_minus_theta / (2 * M.pi) * (M.sign(q11) * M.sign(q22)), q11, q22)
             return dual, (M.full(0.0, q11, q22, rho) if deriv else None)
         s2 = (1 - rho) * (1 + rho)
         j1 = M.addcmul(M.sqrt(s2), pi_minus_theta, rho)
@@ -771,7 +772,7 @@ def _relu_fused(k: int, q11, q22, rho, deriv: bool, root, scale):
     half = scale / 2
     pi_minus_theta = torch.neg(rho).acos_()  # arccos(-rho): exact at rho = +-1
     if k == 0:
-        dual = pi_minus_theta.div_(math.pi)
+        dual = pi_minus_theta.div_(math.pi).mul_(torch.sign(q11)).mul_(torch.sign(q22))  # step(0) = 0
         if half != 1:
             dual.mul_(half)
         return dual, (torch.zeros_like(rho) if deriv else None)
@@ -1124,9 +1125,9 @@ class Sign(ClosedForm):
         return torch.zeros_like(z)
 
     def _formula(self, M, q11, q22, rho, deriv, root):
-        s = M.sqrt(q11 * q22) if root is None else root
-        # sign(u) sign(v) = 0 where a variance is 0 (u = 0 surely)
-        dual = M.atan2(rho, M.sqrt((1 - rho) * (1 + rho))) * (2 / M.pi) * M.sign(s)
+        # sign(u) sign(v) = 0 where a variance is 0 (u = 0 surely); not sign(sqrt(q11 q22)), whose
+        # product underflows for tiny variances
+        dual = M.atan2(rho, M.sqrt((1 - rho) * (1 + rho))) * (2 / M.pi) * (M.sign(q11) * M.sign(q22))
         return M.broadcast(dual, q11, q22), (M.full(0.0, q11, q22, rho) if deriv else None)
 
 

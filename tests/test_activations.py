@@ -947,3 +947,22 @@ def test_two_slope_names_parse_back_and_bad_ones_are_refused():
             nk.get_activation(bad)
     with pytest.raises(ValueError, match="b must be finite"):
         nk.get_activation("leaky_relu(inf)")
+
+
+@pytest.mark.parametrize("name", ["step", "sign"])
+def test_step_and_sign_kernels_vanish_at_a_zero_input(name):
+    """A zero input without bias: every pre-activation is exactly 0 and step(0) = sign(0) = 0, so the
+    network's kernel row is 0. The formula's pi - theta at an undefined angle gave 0.5 in K(X) and
+    1 in diag(X) (found by tests/test_invariants.py)."""
+    X = np.array([[0.0, 0.0], [1.0, 0.5]])
+    for kernel in (nk.nngp, nk.ntk):
+        K = kernel(X, depth=1, activation=name)
+        assert K[0].tolist() == [0.0, 0.0] and K[:, 0].tolist() == [0.0, 0.0]
+        cls = nk.NNGP if kernel is nk.nngp else nk.NTK
+        assert cls(depth=1, activation=name).diag(X)[0] == 0.0
+        assert K[1, 1] == pytest.approx(1.0, rel=1e-15)  # c_sigma E[sigma(z)^2] = 1
+    # the fused path and the generic formula agree at zero variance (q = 0 exactly)
+    act = nk.get_activation(name)
+    q0, q1 = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    rho = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    assert act.duals(q0, q1, rho, deriv=False)[0].tolist() == [0.0, 0.0, 0.0]

@@ -240,10 +240,7 @@ def test_fc_numpy_torch_float32_and_tiles(activation, kind, X, arch, obj, block)
                     tol, f"K(X, Y) block_size={block}")
 
 
-_NEW_STEP_ZERO = ("NEW, found by this suite (not in issue 10): the step kernel at a zero input without bias: "
-                  "K(X)[i, i] = 0.5 (cosine 0) but diag(X)[i] = 1 (rho = 1), the network's value is 0 "
-                  "(step(0) = 0); owner: ntklib/kernels.py (core)")
-_ZERO_FAILS = {("step", k): _NEW_STEP_ZERO for k in KINDS}
+_ZERO_FAILS: dict = {}
 
 
 @pytest.mark.parametrize("activation, kind", _params(FC_CASES, _ZERO_FAILS))
