@@ -185,6 +185,45 @@ def real_array(x, name: str) -> np.ndarray:
     return a
 
 
+#: cosines up to this many ulps (of the argument's precision) past +-1 are taken as +-1 by every ``kappa(u)``
+COSINE_ULPS = 8
+
+
+def cosine_argument(u) -> torch.Tensor:
+    """``u`` as a float64 tensor in [-1, 1]: a dot product of unit vectors lands a few ulps past +-1
+    (1 + 2.3e-16 in float64), so |u| <= 1 + 8 ulps (of float32 for a float32 ``u``, of float64 otherwise)
+    is clipped; past that it is refused."""
+    dtype = getattr(u, "dtype", None)  # a Python float or a list: float64 (np.dtype(None))
+    if isinstance(dtype, torch.dtype):
+        eps = torch.finfo(dtype).eps if dtype.is_floating_point else np.finfo(float).eps
+    else:
+        dtype = np.dtype(dtype) if isinstance(dtype, np.dtype) or dtype is None else np.dtype(float)
+        eps = float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(float).eps
+    t = to_tensor(u, "u", dtype=torch.float64)
+    if t.numel():
+        worst = float(t.abs().max())
+        if worst > 1:
+            if worst > 1 + COSINE_ULPS * eps:
+                raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {COSINE_ULPS} "
+                                 f"ulps past +-1 is taken as +-1); got |u| = {worst!r}")
+            t = t.clamp(-1.0, 1.0)
+    return t
+
+
+def cosine_argument_mp(u):
+    """``u`` as an mpmath number in [-1, 1], with the float64 tolerance of :func:`cosine_argument`
+    (NaN is refused)."""
+    import mpmath as mp
+
+    u = mp.mpf(u)
+    if not -1 <= u <= 1:  # NaN fails too
+        if not abs(u) <= 1 + COSINE_ULPS * np.finfo(float).eps:
+            raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {COSINE_ULPS} "
+                             f"float64 ulps past +-1 is taken as +-1); got {u}")
+        u = mp.mpf(1) if u > 0 else mp.mpf(-1)
+    return u
+
+
 def check_depth(depth) -> int:
     return check_int(depth, "depth", 0, "the number of hidden layers")
 

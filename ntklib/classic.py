@@ -27,7 +27,7 @@ import mpmath
 import numpy as np
 import torch
 
-from ._arrays import (as_points, call_repr, check_budget, check_int, check_same_features, check_variance,
+from ._arrays import (as_points, cosine_argument, cosine_argument_mp, call_repr, check_budget, check_int, check_same_features, check_variance,
                       resolve_dtype, returns_like, scalar_or_array, to_tensor)
 from ._math import MpMath, TorchMath
 
@@ -187,7 +187,7 @@ class _Radial:
         Raises
         ------
         ValueError
-            If some ``u`` lies outside :math:`[-1, 1]` or is NaN.
+            If some ``u`` lies outside :math:`[-1, 1]` (by more than 8 ulps, taken as :math:`\pm1`) or is NaN.
 
         Examples
         --------
@@ -195,9 +195,7 @@ class _Radial:
         >>> float(nk.Laplace().kappa(-1.0))         # |x - y| = 2
         0.1353352832366127
         """
-        t = to_tensor(u, "u", dtype=torch.float64)
-        if t.numel() and bool((t.abs() > 1).any()):
-            raise ValueError("u must lie in [-1, 1] (it is the cosine x.y of unit vectors)")
+        t = cosine_argument(u)
         return scalar_or_array(u, self._profile(torch.sqrt(2 * (1 - t)) / self.scale, TorchMath))
 
     def kappa_mp(self, u):
@@ -218,7 +216,8 @@ class _Radial:
         TypeError
             If ``u`` is not a real number.
         ValueError
-            If ``u`` lies outside :math:`[-1, 1]` or is NaN.
+            If ``u`` lies outside :math:`[-1, 1]` (by more than 8 float64 ulps, taken as :math:`\pm1`) or is
+            NaN.
 
         Examples
         --------
@@ -229,9 +228,7 @@ class _Radial:
         """
         if isinstance(u, bool) or not isinstance(u, (numbers.Real, mpmath.mpf)):
             raise TypeError(f"u must be a real number (an mpmath.mpf, float or int); got {u!r}")
-        u = mpmath.mpf(u)
-        if not -1 <= u <= 1:
-            raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors); got {u}")
+        u = cosine_argument_mp(u)
         return self._profile(mpmath.sqrt(2 * (1 - u)) / mpmath.mpf(self.scale), MpMath)
 
     def _params(self):

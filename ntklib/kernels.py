@@ -56,6 +56,8 @@ from ._arrays import (
     check_depth,
     check_same_features,
     check_variance,
+    cosine_argument,
+    cosine_argument_mp,
     max_abs,
     per_layer,
     resolve_dtype,
@@ -749,7 +751,7 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
     """
     kernel = check_choice(kernel, "kernel", ("ntk", "nngp"))
     bias0, layers = _architecture(depth, activation, weight_var, bias_var)
-    t = _cosine_argument(u)
+    t = cosine_argument(u)
     with torch.no_grad():
         one = torch.ones((), dtype=torch.float64, device=t.device)
         qs = _variances(one + bias0, layers)
@@ -761,31 +763,6 @@ def kappa(u, *, depth, activation="relu", kernel="ntk", weight_var=None, bias_va
              for i in range(0, max(flat.numel(), 1), chunk)]
         )[: flat.numel()].reshape(t.shape)
     return scalar_or_array(u, out)
-
-
-#: cosines up to this many ulps (of the argument's precision) past +-1 are taken as +-1 by :func:`kappa`
-_COSINE_ULPS = 8
-
-
-def _cosine_argument(u) -> torch.Tensor:
-    """``u`` as a float64 tensor in [-1, 1]: a dot product of unit vectors lands a few ulps past +-1
-    (1 + 2.3e-16 in float64), so |u| <= 1 + 8 ulps (of float32 for a float32 ``u``, of float64 otherwise)
-    is clipped; past that it is refused."""
-    dtype = getattr(u, "dtype", None)  # a Python float or a list: float64 (np.dtype(None))
-    if isinstance(dtype, torch.dtype):
-        eps = torch.finfo(dtype).eps if dtype.is_floating_point else np.finfo(float).eps
-    else:
-        dtype = np.dtype(dtype) if isinstance(dtype, np.dtype) or dtype is None else np.dtype(float)
-        eps = float(np.finfo(dtype).eps) if dtype.kind == "f" else np.finfo(float).eps
-    t = to_tensor(u, "u", dtype=torch.float64)
-    if t.numel():
-        worst = float(t.abs().max())
-        if worst > 1:
-            if worst > 1 + _COSINE_ULPS * eps:
-                raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {_COSINE_ULPS} "
-                                 f"ulps past +-1 is taken as +-1); got |u| = {worst!r}")
-            t = t.clamp(-1.0, 1.0)
-    return t
 
 
 class _NetworkKernel:
@@ -923,12 +900,7 @@ class _NetworkKernel:
         """
         import mpmath as mp
 
-        u = mp.mpf(u)
-        if not -1 <= u <= 1:  # NaN fails too
-            if not abs(u) <= 1 + _COSINE_ULPS * np.finfo(float).eps:
-                raise ValueError(f"u must lie in [-1, 1] (it is the cosine x.y of unit vectors; up to {_COSINE_ULPS} "
-                                 f"float64 ulps past +-1 is taken as +-1); got {u}")
-            u = mp.mpf(1) if u > 0 else mp.mpf(-1)
+        u = cosine_argument_mp(u)
         # Sigma^(h)(x, x) on the unit sphere is the same for every point: computed once per precision
         cache = self.__dict__.setdefault("_mp_variances", {})
         qs = cache.get(mp.mp.prec)

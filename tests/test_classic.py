@@ -213,3 +213,17 @@ def test_gram_of_huge_and_tiny_points_in_float32():
     np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-7)
     tiny = nk.Laplace(scale=1e-170)(X.astype(np.float32), dtype="float32")
     np.testing.assert_array_equal(tiny, np.eye(5, dtype=np.float32))
+
+
+@pytest.mark.parametrize("kernel", [nk.Laplace(), nk.Gaussian(), nk.Matern(nu=2.5), nk.ExpPower(1.5)])
+def test_classic_kappa_accepts_cosines_a_few_ulps_past_one(kernel):
+    """x . y of unit vectors lands a few ulps past 1 (1 + 2.3e-16): kappa took it as an error. Up to 8
+    ulps is +-1 (the same rule as nk.kappa); 1e-6 past is still refused."""
+    over = np.nextafter(np.nextafter(1.0, 2.0), 2.0)
+    assert float(kernel.kappa(over)) == float(kernel.kappa(1.0)) == 1.0
+    assert float(kernel.kappa(-over)) == float(kernel.kappa(-1.0))
+    assert float(kernel.kappa_mp(over)) == 1.0
+    with pytest.raises(ValueError, match="u must lie in"):
+        kernel.kappa(1 + 1e-6)
+    with pytest.raises(ValueError, match="u must lie in"):
+        kernel.kappa_mp(1 + 1e-6)
