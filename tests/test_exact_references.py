@@ -310,3 +310,46 @@ def test_output_bias_adds_exactly_bias_var_to_the_empirical_ntk(depth, method):
     x = torch.from_numpy(X)
     shift = biased(x) - plain(x)
     assert torch.allclose(shift, math.sqrt(0.3) * biased.layers[-1].bias.detach()[0].expand(6), atol=1e-13)
+
+
+# ----------------------------------------------------------------------------------------------
+# (e) ntklib.decay: what the trial mutation run (issue 23) found untested
+# ----------------------------------------------------------------------------------------------
+def test_fit_decay_of_an_exact_power_law_on_a_two_point_window():
+    """A window of two values is the smallest fit: slope and intercept of v = 3 i^-2.5 exactly."""
+    i = np.arange(1.0, 6.0)
+    slope, intercept = nk.fit_decay(3 * i**-2.5, (2, 4), index=i)
+    assert abs(slope + 2.5) <= 1e-12 and abs(intercept - math.log(3)) <= 1e-12
+
+
+def test_fit_decay_refuses_values_at_the_floor_relative_to_the_largest():
+    """floor is relative to the largest |value| (4 here): a value equal to floor * 4, or between
+    floor and floor * 4, is round-off and refused."""
+    floor = 1e-13
+    for tiny in (floor * 4.0, 1e-13):
+        with pytest.raises(ValueError, match=r"values\[1\]"):
+            nk.fit_decay([4.0, tiny, 1e-14], (0, 2), floor=floor)
+    assert nk.fit_decay([4.0, floor * 4.0 * 1.5], (0, 2), floor=floor)[0] < 0  # just above: accepted
+
+
+def test_local_exponents_refuses_a_repeated_index():
+    with pytest.raises(ValueError, match=r"^index must be strictly increasing"):
+        nk.local_exponents([1.0, 0.5, 0.25, 0.125], [1.0, 2.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: nk.fit_decay("abc", (0, 2)), TypeError, r"^values\b"),
+    (lambda: nk.fit_decay([1.0, 0.5, 0.25], (0, 2), index="abc"), TypeError, r"^index\b"),
+    (lambda: nk.fit_decay([1.0, 0.5, 0.25], (0, "a")), TypeError, r"^window stop\b"),
+    (lambda: nk.fit_decay([1.0, 0.5, 0.25], (0, -1)), ValueError, r"^window stop must be >= 0"),
+    (lambda: nk.fit_decay([1.0, 0.5, 0.25], (0, 2), index=[0.0, 1.0, 2.0]), ValueError, r"^index must be positive"),
+    (lambda: nk.local_exponents("abc", [1.0, 2.0]), TypeError, r"^values\b"),
+    (lambda: nk.local_exponents([1.0, 0.5], "abc"), TypeError, r"^index\b"),
+    (lambda: nk.local_exponents([1.0, -0.5], [1.0, 2.0]), ValueError, r"^values and index must be positive"),
+    (lambda: nk.aliased_eigenvalues("abc", 2), TypeError, r"^mu\b"),
+    (lambda: nk.aliased_eigenvalues([1.0, 0.5], 2.5), TypeError, r"^n must be an int \(the number of points\)"),
+])
+def test_decay_errors_name_the_argument(call, error, message):
+    """Each refusal names the argument at fault (case and spelling as in the signature)."""
+    with pytest.raises(error, match=message):
+        call()
