@@ -66,7 +66,7 @@ def _gauss_legendre_panels(lo, hi, panels, nodes):
     return lo[..., None] + width * t, width * (w / (2 * panels)).repeat(panels)
 
 
-def _gaussian_expectation(f, q11, q22, rho, *, cut=12.0, panels=24, nodes=16):
+def _gaussian_expectation(f, q11, q22, rho, *, cut=12.0, panels=8, nodes=16):
     """E[f(u) f(v)] for (u, v) ~ N(0, [[q11, r], [r, q22]]), r = rho sqrt(q11 q22), |rho| < 1.
 
     u = sqrt(q11) z1, v = sqrt(q22) (rho z1 + s z2), s = sqrt(1 - rho^2): nested composite
