@@ -73,8 +73,10 @@ def collect(mutants: Path) -> dict[str, list[tuple[str, int | None, str]]]:
         spans_file = meta.with_name(meta.name[: -len(".meta")] + ".spans")
         spans = json.loads(spans_file.read_text("utf-8")).get("spans", {}) if spans_file.exists() else {}
         source = meta.with_name(meta.name[: -len(".meta")]).read_text("utf-8").splitlines()
-        out[module] = [(name, code, changed_lines(source, spans, name.rsplit(".", 1)[-1]) if code in SURVIVED | NO_TESTS else "")
-                       for name, code in codes.items()]
+        out[module] = [
+            (name, code, changed_lines(source, spans, name.rsplit(".", 1)[-1]) if code in SURVIVED | NO_TESTS else "")
+            for name, code in codes.items()
+        ]
     return out
 
 
