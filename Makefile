@@ -18,7 +18,7 @@ TORCH  ?= auto
 export TQDM_MININTERVAL ?= 5
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: book test unit pages env lab lab-env browser clean bench
+.PHONY: book test unit pages env lab lab-env browser clean bench mutants
 
 env: $(STAMP)
 
@@ -65,6 +65,15 @@ pages: $(STAMP)
 # the fast subset (under a minute on 2 cores): library tests and doctests without the slow ones
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow and not pages" tests ntklib $(foreach t,$(LAB_TESTS),--ignore=$(t))
+
+# mutation testing of the core modules ([tool.mutmut] in pyproject.toml) with the fast unit subset,
+# then the report (mutants/report.md: kill rate per module, survivors; tools/mutants-equivalent.txt
+# lists the mutants judged equivalent). Hours on 2 cores (README): not part of make test. mutmut
+# keeps its results in mutants/ and reruns only what changed; MUTMUT_CHILDREN=1 for one process.
+mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-mutants.txt
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $${MUTMUT_CHILDREN:-2}
+	$(BIN)/python tools/mutation_report.py --fail-under 90
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ntk.py
