@@ -1199,24 +1199,12 @@ class Quadrature(Activation):
         return dual, dual_deriv
 
     def _rule(self, f, q11, q22, rho):
-        """(value, error estimate, scale) of E[f(u) f(v)]: Mehler's series for a kernel tile where it
-        converges, else the polar rule in chunks (or the legacy Gauss-Hermite rule)."""
+        """(value, error estimate, scale) of E[f(u) f(v)]: Mehler's series where it converges, the
+        one-dimensional rule at rho = +-1, else the polar rule (or the legacy Gauss-Hermite rule)."""
         with torch.no_grad():
-            shape = torch.broadcast_shapes(q11.shape, q22.shape, rho.shape)
             if self._order is not None:
                 return _quadrature.gauss_hermite_expectation(f, f, q11, q22, rho, self._order)
-            if rho.shape == shape and 2 * (q11.numel() + q22.numel()) <= rho.numel():
-                value, error, size = _quadrature.series_expectation(f, q11, q22, rho, self._rtol)
-                todo = torch.isnan(value)
-                if bool(todo.any()):
-                    idx = todo.nonzero(as_tuple=True)
-                    rest = _quadrature.chunked_expectation(f, q11.expand(shape)[idx], q22.expand(shape)[idx], rho[idx])
-                    error, size = error.clone(), size.clone()
-                    for out, part in zip((value, error, size), rest):
-                        out[idx] = part
-                return value, error, size
-            q11, q22, rho = torch.broadcast_tensors(q11, q22, rho)
-            return _quadrature.chunked_expectation(f, q11, q22, rho)
+            return _quadrature.dual_expectation(f, q11, q22, rho, self._rtol)
 
     def _check(self, value, error, size, q11, q22, rho, what) -> float:
         """Refuse a non-finite dual; warn past rtol; return the worst relative error estimate."""

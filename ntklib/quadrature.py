@@ -14,9 +14,9 @@ Every place where an activation is sharp or not smooth at 0 (the kinks of ReLU, 
 the steep middle of tanh at a large variance) lies on the two lines :math:`u = 0` and :math:`v = 0`
 through the origin: in these coordinates they are the angles :math:`\theta = -\pi/2` and
 :math:`\theta = \theta_v - \pi/2`, and, along each line, the origin :math:`r = 0`. The rule splits
-the angle at those two breakpoints (and each of the two arcs at its midpoint) and the radius at 0,
-and on each piece uses composite Gauss–Legendre panels in a variable :math:`t` with
-:math:`x = h\sinh t`: geometric grading towards the breakpoint, with the width :math:`h` of the
+the angle at those two breakpoints (and each of the two arcs at its midpoint) and the radius at 0
+and at 1, and on each piece next to a breakpoint uses composite Gauss–Legendre panels in a variable
+:math:`t` with :math:`x = h\sinh t`: geometric grading towards the breakpoint, with the width :math:`h` of the
 sharp zone (half the reciprocal of the larger pre-activation scale, :math:`\sqrt{q}` along the
 radius and :math:`\sqrt q\,|\cos|` across), so the rule converges exponentially for an integrand
 analytic near the real axis at any variance, and exactly handles kinks and jumps at 0. The radius is
@@ -25,10 +25,10 @@ out).
 
 The error estimate compares the rule with the same rule at 3/4 and 1/2 of the nodes per panel,
 :math:`e_1 = |Q_{n/2} - Q_{3n/4}|` and :math:`e_2 = |Q_{3n/4} - Q_n|`, and with :math:`r = e_2/e_1`
-takes :math:`e_2\, r/(1-r)^3`: about :math:`e_2 r` for exponential convergence (a geometric error
-sequence), and at least the error of :math:`Q_n` for algebraic convergence :math:`n^{-p}`, the
-signature of a kink or jump away from 0 (:math:`r = 0.35, 0.5, 0.6` for :math:`p = 2, 1, 1/2`);
-:math:`10\, e_2` where no convergence is seen (:math:`r \ge 0.6`). A floor of :math:`10^{-15}` times
+takes :math:`2 e_2\, r/(1-r)^3`: about twice :math:`e_2 r` for exponential convergence (a geometric
+error sequence), and at least twice the error of :math:`Q_n` for algebraic convergence
+:math:`n^{-p}`, the signature of a kink or jump away from 0 (:math:`r = 0.35, 0.5, 0.6` for
+:math:`p = 2, 1, 1/2`); :math:`20\, e_2` where no convergence is seen (:math:`r \ge 0.6`). A floor of :math:`10^{-15}` times
 the integral of :math:`|f(u) g(v)|` covers rounding.
 
 For a tile of a kernel, where the variances come as a column and a row (``q11`` of shape ``(n, 1)``,
@@ -69,8 +69,10 @@ class QuadratureAccuracyWarning(RuntimeWarning):
 _TRUNCATION = 9.0
 #: the width of the graded zone is _WIDTH / (the largest pre-activation scale), at most 1
 _WIDTH = 0.5
-#: angular panels per half-arc (4 half-arcs) and radial panels per half-line (2 half-lines)
-_ANGULAR_PANELS, _RADIAL_PANELS = 2, 4
+#: angular panels per half-arc (4 half-arcs); radial panels per half-line: graded ones on [0, _BULK]
+#: and plain ones on [_BULK, _TRUNCATION], where the Gaussian weight has its mass
+_ANGULAR_PANELS, _GRADED_PANELS, _BULK_PANELS = 2, 3, 3
+_BULK = 1.0
 #: Gauss-Legendre nodes per panel of the three rules (the finest is the result, the others estimate its error)
 _LEVELS = ((12, 16), (9, 12), (6, 8))
 
@@ -112,16 +114,16 @@ def evaluations(levels=_LEVELS) -> int:
     Returns
     -------
     int
-        ``sum(4 * 2 * nt * 4 * nr * 4)`` over the levels: four half-arcs of two panels of ``nt``
-        nodes, four panels of ``nr`` nodes along the radius, and ``f(u), f(-u), g(v), g(-v)`` at each.
+        ``sum(4 * 2 * nt * 6 * nr * 4)`` over the levels: four half-arcs of two panels of ``nt``
+        nodes, six panels of ``nr`` nodes along the radius, and ``f(u), f(-u), g(v), g(-v)`` at each.
 
     Examples
     --------
     >>> from ntklib.quadrature import evaluations
     >>> evaluations(((12, 16),))
-    24576
+    36864
     """
-    return sum(4 * _ANGULAR_PANELS * nt * 2 * _RADIAL_PANELS * nr * 2 for nt, nr in levels)
+    return sum(4 * _ANGULAR_PANELS * nt * (_GRADED_PANELS + _BULK_PANELS) * nr * 4 for nt, nr in levels)
 
 
 def _polar(f, g, a, b, rho, nt: int, nr: int):
@@ -145,8 +147,12 @@ def _polar(f, g, a, b, rho, nt: int, nr: int):
     wth = torch.cat([w1, w2, w3, w4], 1) / (2 * math.pi)
     alpha, beta = a[:, None] * ca, b[:, None] * cb
     hr = torch.minimum(one, _WIDTH / torch.maximum(alpha.abs(), beta.abs()))
-    tr, wtr = _panels(_RADIAL_PANELS, nr, dtype, device)
-    r, wr = _graded(torch.full_like(hr, _TRUNCATION), hr, tr, wtr)
+    tr, wtr = _panels(_GRADED_PANELS, nr, dtype, device)
+    r, wr = _graded(torch.full_like(hr, _BULK), hr, tr, wtr)
+    tb, wtb = _panels(_BULK_PANELS, nr, dtype, device)
+    span = _TRUNCATION - _BULK
+    r = torch.cat([r, (_BULK + span * tb).expand(r.shape[:-1] + tb.shape)], -1)
+    wr = torch.cat([wr, (span * wtb).expand(wr.shape[:-1] + wtb.shape)], -1)
     wr = wr * r * torch.exp(-r * r / 2)                   # |r| e^{-r^2/2} dr on each half-line
     u, v = alpha[..., None] * r, beta[..., None] * r
     if f is g:
@@ -221,7 +227,7 @@ def _combine(results):
     # n^-p (a kink or jump away from 0; r = 0.35, 0.5, 0.6 for p = 2, 1, 1/2) at most e2 r / (1 - r)^3;
     # no convergence seen (r >= 0.6) gives 10 e2; e1 = 0 (the rules agree) the rounding floor
     ratio = torch.where(e1 > 0, e2 / e1.clamp_min(torch.finfo(e1.dtype).tiny), torch.zeros_like(e1)).clamp(max=0.6)
-    factor = torch.where(ratio < 0.6, ratio / (1 - ratio) ** 3, torch.full_like(ratio, 10.0))
+    factor = torch.where(ratio < 0.6, 2 * ratio / (1 - ratio) ** 3, torch.full_like(ratio, 20.0))
     return value, torch.maximum(e2 * factor, floor), size
 
 
@@ -390,35 +396,44 @@ _SERIES_NODES = 16
 _ENDPOINT = 1e-13
 
 
-def _series_grid(scale: float, nodes: int, dtype, device):
-    """Gauss-Legendre nodes and weights on [-cutoff, cutoff]: split at 0, graded towards it at width
-    ``0.5 / scale``, and panels of at most 0.5 (the Hermite functions up to K = 128 oscillate on ~0.2)."""
+_GRID_CACHE: dict = {}
+
+
+def _series_grid(scale: float, nodes: int, dtype, device, terms: int = _SERIES_TERMS):
+    """The one-dimensional rule of the series, cached: Gauss-Legendre on [-cutoff, cutoff], split at 0,
+    graded towards it at width ``0.5 / scale`` (rounded down to a power of 2) and panels of at most 0.5
+    (the Hermite functions up to K = 128 oscillate on ~0.2). Returns the nodes ``z``, the Gaussian
+    weights ``w`` (``phi(z) dz``) and the matrix ``(Z, K + 1)`` taking values to Hermite coefficients."""
     h = min(1.0, _WIDTH / scale) if scale > 0 else 1.0
-    edges = [0.0]
-    while edges[-1] < _SERIES_CUTOFF:
-        width = min(0.5, max(h, edges[-1]))  # geometric from h up to 0.5, then uniform
-        edges.append(min(_SERIES_CUTOFF, edges[-1] + width))
-    e = np.array(edges)
-    x, w = np.polynomial.legendre.leggauss(nodes)
-    lo, hi = e[:-1, None], e[1:, None]
-    z = (lo + (hi - lo) * (x + 1) / 2).ravel()
-    wz = ((hi - lo) * w / 2).ravel()
-    z, wz = np.concatenate([-z[::-1], z]), np.concatenate([wz[::-1], wz])
-    return torch.tensor(z, dtype=dtype, device=device), torch.tensor(wz, dtype=dtype, device=device)
+    h = 2.0 ** math.floor(math.log2(h))
+    key = (h, nodes, terms, dtype, str(device))
+    if key not in _GRID_CACHE:
+        edges = [0.0]
+        while edges[-1] < _SERIES_CUTOFF:
+            width = min(0.5, max(h, edges[-1]))  # geometric from h up to 0.5, then uniform
+            edges.append(min(_SERIES_CUTOFF, edges[-1] + width))
+        e = np.array(edges)
+        x, w = np.polynomial.legendre.leggauss(nodes)
+        lo, hi = e[:-1, None], e[1:, None]
+        z = (lo + (hi - lo) * (x + 1) / 2).ravel()
+        wz = ((hi - lo) * w / 2).ravel()
+        z, wz = np.concatenate([-z[::-1], z]), np.concatenate([wz[::-1], wz])
+        psi = np.empty((terms + 1, z.size))
+        prev, cur = np.zeros_like(z), np.exp(-z * z / 4) / (2 * math.pi) ** 0.25   # psi_{-1}, psi_0
+        for k in range(terms + 1):
+            psi[k] = cur
+            prev, cur = cur, (z * cur - math.sqrt(k) * prev) / math.sqrt(k + 1)
+        to_coefficients = (psi * (np.exp(-z * z / 4) / (2 * math.pi) ** 0.25 * wz)).T   # f phi^(1/2) dz psi_k
+        gauss = np.exp(-z * z / 2) / math.sqrt(2 * math.pi) * wz
+        _GRID_CACHE[key] = tuple(torch.tensor(a, dtype=dtype, device=device) for a in (z, gauss, to_coefficients))
+    return _GRID_CACHE[key]
 
 
-def _table(f, q, z, wz, terms: int):
+def _table(f, q, grid):
     """(values f(sqrt(q) z) of shape (P, Z), Hermite coefficients (P, K + 1), E f^2 (P,)) for flat q."""
+    z, gauss, to_coefficients = grid
     values = f(torch.sqrt(q)[:, None] * z)
-    second = (values * values * (torch.exp(-z * z / 2) * (wz / math.sqrt(2 * math.pi)))).sum(-1)
-    root = torch.exp(-z * z / 4) / (2 * math.pi) ** 0.25                         # phi^(1/2)
-    g = values * (root * wz)                                                     # f phi^(1/2) dz
-    out = torch.empty(q.shape + (terms + 1,), dtype=q.dtype, device=q.device)
-    prev, cur = torch.zeros_like(z), root.clone()                                # psi_{-1}, psi_0
-    for k in range(terms + 1):
-        out[:, k] = g @ cur
-        prev, cur = cur, (z * cur - math.sqrt(k) * prev) / math.sqrt(k + 1)
-    return values, out, second
+    return values, values @ to_coefficients, (values * values) @ gauss
 
 
 def hermite_table(f, q, terms: int = _SERIES_TERMS, nodes: int = _SERIES_NODES):
@@ -451,16 +466,16 @@ def hermite_table(f, q, terms: int = _SERIES_TERMS, nodes: int = _SERIES_NODES):
     ([[1.0, 0.0, 1.414213562373, 0.0]], [3.0])
     """
     flat = q.reshape(-1)
-    z, wz = _series_grid(float(torch.sqrt(flat.max())) if flat.numel() else 0.0, nodes, q.dtype, q.device)
-    _, out, second = _table(f, flat, z, wz, terms)
+    grid = _series_grid(float(torch.sqrt(flat.max())) if flat.numel() else 0.0, nodes, q.dtype, q.device, terms)
+    _, out, second = _table(f, flat, grid)
     return out.reshape(q.shape + (terms + 1,)), second.reshape(q.shape)
 
 
 def _series(f, q11, q22, rho, terms: int, nodes: int, scale: float):
     """Mehler's sum, its tail bound, the scale, and the endpoint values (rho = +-1, by the 1-D rule)."""
-    z, wz = _series_grid(scale, nodes, rho.dtype, rho.device)
-    fa, a, ma = _table(f, q11.reshape(-1), z, wz, terms)
-    fb, b, mb = (fa, a, ma) if q22 is q11 else _table(f, q22.reshape(-1), z, wz, terms)
+    grid = _series_grid(scale, nodes, rho.dtype, rho.device, terms)
+    fa, a, ma = _table(f, q11.reshape(-1), grid)
+    fb, b, mb = (fa, a, ma) if q22 is q11 else _table(f, q22.reshape(-1), grid)
     a, ma = a.reshape(q11.shape + (terms + 1,)), ma.reshape(q11.shape)
     b, mb = b.reshape(q22.shape + (terms + 1,)), mb.reshape(q22.shape)
     value = a[..., terms] * b[..., terms]
@@ -471,7 +486,7 @@ def _series(f, q11, q22, rho, terms: int, nodes: int, scale: float):
     tail = rho.abs() ** (terms + 1) * torch.sqrt(ta * tb)
     ends = None
     if q11.dim() == 2 and q22.dim() == 2 and q11.shape[1] == 1 and q22.shape[0] == 1:  # a kernel tile
-        w = torch.exp(-z * z / 2) * (wz / math.sqrt(2 * math.pi))
+        w = grid[1]
         ends = (fa @ (fb * w).T, fa @ (fb.flip(-1) * w).T)                          # rho = 1, rho = -1
     return value, tail, torch.sqrt(ma * mb), ends
 
@@ -504,8 +519,7 @@ def endpoint_expectation(f, q11, q22, rho):
     scale = math.sqrt(max(float(q11.max()), float(q22.max()))) if rho.numel() else 0.0
     out = []
     for nodes in (_SERIES_NODES, _SERIES_NODES // 2):
-        z, wz = _series_grid(scale, nodes, rho.dtype, rho.device)
-        w = torch.exp(-z * z / 2) * (wz / math.sqrt(2 * math.pi))
+        z, w, _ = _series_grid(scale, nodes, rho.dtype, rho.device)
         fu = f(torch.sqrt(q11)[:, None] * z)
         fv = f(torch.where(rho < 0, -1.0, 1.0)[:, None] * torch.sqrt(q22)[:, None] * z)
         out.append(((fu * fv) @ w, (fu * fv).abs() @ w))
@@ -555,7 +569,7 @@ def series_expectation(f, q11, q22, rho, rtol, terms: int = _SERIES_TERMS):
     scale = math.sqrt(max(float(q11.max()), float(q22.max()))) if rho.numel() else 0.0
     value, tail, size, ends = _series(f, q11, q22, rho, terms, _SERIES_NODES, scale)
     coarse, _, _, coarse_ends = _series(f, q11, q22, rho, terms, _SERIES_NODES // 2, scale)
-    error = tail + (value - coarse).abs() + terms * _rounding(rho) * size
+    error = tail + (value - coarse).abs() + _rounding(rho) * size
     value = torch.where(tail <= 0.1 * rtol * size, value, torch.full_like(value, float("nan")))
     if ends is not None:
         for sign, end, coarse_end in zip((1, -1), ends, coarse_ends):
@@ -563,6 +577,64 @@ def series_expectation(f, q11, q22, rho, rtol, terms: int = _SERIES_TERMS):
             value = torch.where(at, end, value)
             error = torch.where(at, (end - coarse_end).abs() + _rounding(rho) * size, error)
     return value, error.expand_as(value), size.expand_as(value)
+
+
+#: entries per chunk of the series for arguments that are not a column and a row (bounded memory)
+_SERIES_CHUNK = 1024
+
+
+def dual_expectation(f, q11, q22, rho, rtol):
+    r"""E[f(u) f(v)], its error estimate and scale: Mehler's series where it converges, else the polar rule.
+
+    Parameters
+    ----------
+    f : callable
+        Elementwise on float tensors.
+    q11, q22, rho : torch.Tensor
+        Variances and correlations; they broadcast. A column ``q11`` and a row ``q22`` (a kernel
+        tile) share the Hermite coefficients of each row and column; other arguments run in flat
+        chunks of :data:`_SERIES_CHUNK` entries.
+    rtol : float
+        The tolerance the series must reach (:func:`series_expectation`).
+
+    Returns
+    -------
+    value, error, size : torch.Tensor
+        Of the broadcast shape, as for :func:`series_expectation` where the series converges and
+        as for :func:`chunked_expectation` elsewhere.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ntklib.quadrature import dual_expectation
+    >>> q = torch.tensor([1.0, 4.0], dtype=torch.float64)
+    >>> rho = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    >>> v, err, size = dual_expectation(torch.sin, q, q, rho, 1e-10)
+    >>> v                                            # exp(-q) sinh(rho q)
+    tensor([0.1917, 0.4998], dtype=torch.float64)
+    """
+    shape = torch.broadcast_shapes(q11.shape, q22.shape, rho.shape)
+    if rho.shape == shape and 2 * (q11.numel() + q22.numel()) <= rho.numel():
+        return _series_then_polar(f, q11, q22, rho, rtol)
+    flat = [t.reshape(-1) for t in torch.broadcast_tensors(q11, q22, rho)]
+    parts = [_series_then_polar(f, *chunk, rtol) for chunk in zip(*(t.split(_SERIES_CHUNK) for t in flat))]
+    if not parts:
+        empty = torch.empty(shape, dtype=rho.dtype, device=rho.device)
+        return empty, empty.clone(), empty.clone()
+    return tuple(torch.cat([p[i] for p in parts]).reshape(shape) for i in range(3))
+
+
+def _series_then_polar(f, q11, q22, rho, rtol):
+    value, error, size = series_expectation(f, q11, q22, rho, rtol)
+    todo = torch.isnan(value)
+    if bool(todo.any()):
+        shape = value.shape
+        idx = todo.nonzero(as_tuple=True)
+        rest = chunked_expectation(f, q11.expand(shape)[idx], q22.expand(shape)[idx], rho.expand(shape)[idx])
+        value, error, size = value.clone(), error.clone(), size.clone()
+        for out, part in zip((value, error, size), rest):
+            out[idx] = part
+    return value, error, size
 
 
 # --------------------------------------------------------------------------------------------
