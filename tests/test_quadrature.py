@@ -24,7 +24,7 @@ def _phi(z):
 def _nested(f, q11, q22, rho, cut=10.0, at=0.0):
     """E[f(u) f(v)] by scipy's nested adaptive quadrature, split where u = at and where v = at."""
     a, b = math.sqrt(q11), math.sqrt(q22)
-    opts = dict(epsabs=1e-15, epsrel=1e-13, limit=200)
+    opts = {"epsabs": 1e-15, "epsrel": 1e-13, "limit": 200}
     if abs(rho) == 1:
         pts = sorted({at / a, rho * at / b})
         return integrate.quad(lambda z: f(a * z) * f(rho * b * z) * _phi(z), -cut, cut, points=pts, **opts)[0]
