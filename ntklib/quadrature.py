@@ -134,6 +134,9 @@ def _polar(f, g, a, b, rho, nt: int, nr: int):
     one = torch.ones((), dtype=dtype, device=device)
     ha = torch.minimum(one, _WIDTH / a)                   # a = 0: inf -> 1
     hb = torch.minimum(one, _WIDTH / b)
+    # a sharp line near the other breakpoint (rho near +-1, unequal variances) is felt across it
+    gap = torch.minimum(tv, math.pi - tv)
+    ha, hb = torch.minimum(ha, gap + hb), torch.minimum(hb, gap + ha)
     t, wt = _panels(_ANGULAR_PANELS, nt, dtype, device)
     h1, h2 = tv / 2, (math.pi - tv) / 2
     x1, w1 = _graded(h1, ha, t, wt)                       # from theta = -pi/2 (u = 0) up

@@ -38,11 +38,15 @@ def _nested(f, q11, q22, rho, cut=10.0, at=0.0):
     return integrate.quad(lambda z1: f(a * z1) * inner(z1) * _phi(z1), -cut, cut, points=[at / a], **opts)[0]
 
 
+def _sech2(x):
+    return 1 / math.cosh(x) ** 2 if abs(x) < 300 else 0.0
+
+
 @pytest.mark.parametrize("q", [1e-3, 1.0, 100.0, 1e3])
 def test_tanh_dual_accurate_at_large_variance(q):
     """Issue 10 item 1: the tanh dual to 1e-10 relative (to E|tanh u tanh v| <= sqrt(E tanh^2 u E tanh^2 v))
     for q in [1e-3, 1e3] and rho up to the endpoints, against nested adaptive quadrature; the reported
-    error bounds the true one and no warning is raised."""
+    error bounds the true one and no warning is raised; the derivative dual too."""
     A = nk.get_activation("tanh")
     q11, q22 = q, 0.7 * q
     scale = math.sqrt(_nested(math.tanh, q11, q11, 1.0) * _nested(math.tanh, q22, q22, 1.0))
@@ -55,6 +59,22 @@ def test_tanh_dual_accurate_at_large_variance(q):
         assert abs(got - ref) <= 1e-10 * scale, (q, rho, got, ref)
         assert A.accuracy <= 1e-10
         assert abs(got - ref) <= float(A.dual_error(q11, q12, q22)) + 1e-14 * scale
+        # the derivative dual, E[sech^2 u sech^2 v], to the same tolerance
+        ref = _nested(_sech2, q11, q22, rho)
+        got = float(A.dual_deriv(q11, q12, q22))
+        assert abs(got - ref) <= 1e-10 * math.sqrt(_nested(_sech2, q11, q11, 1.0) * _nested(_sech2, q22, q22, 1.0))
+
+
+def test_tanh_dual_accurate_for_unequal_variances_near_rho_one():
+    """q11 = 1e3, q22 = 1, |rho| = 0.999: the sharp line u = 0 lies 0.045 rad from the line v = 0, whose own zone
+    is wide; the rule grades towards both (it was 2e-10 off, its estimate saying so, before)."""
+    A = nk.get_activation("tanh")
+    scale = math.sqrt(_nested(math.tanh, 1e3, 1e3, 1.0) * _nested(math.tanh, 1.0, 1.0, 1.0))
+    for rho in (0.999, -0.9995):
+        q12 = rho * math.sqrt(1e3)
+        ref = _nested(math.tanh, 1e3, 1.0, rho)
+        assert abs(float(A.dual(1e3, q12, 1.0)) - ref) <= 1e-11 * scale
+        assert A.accuracy <= 1e-10
 
 
 def test_tanh_dual_of_issue_10():
