@@ -69,7 +69,6 @@ __all__ = [
     "Cos",
     "Identity",
     "Quadrature",
-    "QuadratureAccuracyWarning",
     # the factories of the closed forms, and names
     "relu",
     "step",

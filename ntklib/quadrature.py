@@ -47,7 +47,25 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["QuadratureAccuracyWarning"]
+__all__ = [
+    "QuadratureAccuracyWarning",
+    # the rules: two-dimensional polar, Mehler's series, one-dimensional at rho = +-1, legacy Gauss-Hermite
+    "expectation",
+    "chunked_expectation",
+    "series_expectation",
+    "endpoint_expectation",
+    "dual_expectation",
+    "hermite_table",
+    "gauss_hermite",
+    "gauss_hermite_expectation",
+    "check_order",
+    "evaluations",
+    "MAX_GAUSS_HERMITE_ORDER",
+    # calling a user's function on tensors
+    "call",
+    "derivative",
+    "finite_difference",
+]
 
 
 class QuadratureAccuracyWarning(RuntimeWarning):
@@ -174,9 +192,9 @@ _CHUNK = 64
 
 
 def chunked_expectation(f, q11, q22, rho):
-    r""":func:`expectation` of ``f`` with itself over flat chunks of :data:`_CHUNK` entries (bounded memory).
+    r""":func:`expectation` of ``f`` with itself over flat chunks of ``_CHUNK`` entries (bounded memory).
 
-    Entries at :math:`\rho = \pm 1` (to :data:`_ENDPOINT`) are one-dimensional integrals
+    Entries at :math:`\rho = \pm 1` (to ``_ENDPOINT``) are one-dimensional integrals
     (:func:`endpoint_expectation`).
 
     Parameters
@@ -294,7 +312,7 @@ def gauss_hermite(order: int, dtype, device):
     Raises
     ------
     ValueError
-        ``order`` past :data:`MAX_GAUSS_HERMITE_ORDER`, where ``numpy.polynomial.hermite_e.hermegauss``
+        ``order`` past ``MAX_GAUSS_HERMITE_ORDER``, where ``numpy.polynomial.hermite_e.hermegauss``
         overflows.
 
     Examples
@@ -502,7 +520,7 @@ def endpoint_expectation(f, q11, q22, rho):
     f : callable
         Elementwise on float tensors.
     q11, q22, rho : torch.Tensor
-        Flat, of one length; :math:`|\rho|` at 1 up to :data:`_ENDPOINT`.
+        Flat, of one length; :math:`|\rho|` at 1 up to ``_ENDPOINT``.
 
     Returns
     -------
@@ -596,7 +614,7 @@ def dual_expectation(f, q11, q22, rho, rtol):
     q11, q22, rho : torch.Tensor
         Variances and correlations; they broadcast. A column ``q11`` and a row ``q22`` (a kernel
         tile) share the Hermite coefficients of each row and column; other arguments run in flat
-        chunks of :data:`_SERIES_CHUNK` entries.
+        chunks of ``_SERIES_CHUNK`` entries.
     rtol : float
         The tolerance the series must reach (:func:`series_expectation`).
 
