@@ -683,11 +683,18 @@ def _call_detached(fn, z: torch.Tensor) -> torch.Tensor:
     if isinstance(fn, np.ufunc):
         return _as_output(fn(z.cpu().numpy()), z)
     try:
-        return _as_output(fn(z), z)
-    except (RuntimeError, TypeError):
-        if z.device.type == "cpu":
-            raise
-        return _as_output(fn(z.cpu().numpy()), z)
+        out = fn(z)
+    except (RuntimeError, TypeError, ValueError) as error:
+        if z.device.type != "cpu":  # numpy inside, on a GPU tensor
+            try:
+                return _as_output(fn(z.cpu().numpy()), z)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        raise TypeError(
+            f"the activation {fn!r} cannot be applied to a torch tensor ({error}); it must act elementwise on "
+            "tensors: torch functions, Python operators, numpy ufuncs (not math.tanh)"
+        ) from error
+    return _as_output(out, z)
 
 
 class _NumpyFunction(torch.autograd.Function):
@@ -749,7 +756,7 @@ def call(fn, z: torch.Tensor, dfn=None) -> torch.Tensor:
     if not isinstance(fn, np.ufunc):
         try:
             return _as_output(fn(z), z)
-        except (RuntimeError, TypeError):
+        except (RuntimeError, TypeError, ValueError):
             pass  # numpy inside: "Can't call numpy() on Tensor that requires grad"
     derivative = (lambda t: _call_detached(dfn, t)) if dfn is not None else (lambda t: finite_difference(fn, t))
     return _NumpyFunction.apply(z, fn, derivative)
@@ -814,7 +821,7 @@ def derivative(fn, z: torch.Tensor) -> torch.Tensor:
             zz = z.detach().clone().requires_grad_(True)
             try:
                 out = target(zz)
-            except (RuntimeError, TypeError):
+            except (RuntimeError, TypeError, ValueError):
                 out = None  # numpy inside a lambda: not differentiable in torch
             if isinstance(out, torch.Tensor) and out.requires_grad and out.shape == zz.shape:
                 (g,) = torch.autograd.grad(out.sum(), zz)

@@ -192,6 +192,12 @@ def test_order_past_the_node_generator_raises_clearly_and_at_once():
     assert nk.Quadrature(torch.tanh, order=370).order == 370
 
 
+def test_scalar_only_function_raises_a_clear_type_error():
+    """math.tanh cannot take a tensor: a TypeError saying what an activation must be, not torch's message."""
+    with pytest.raises(TypeError, match="cannot be applied to a torch tensor.*must act elementwise"):
+        nk.Quadrature(math.tanh).dual(1.0, 0.5, 1.0)
+
+
 def test_argument_errors():
     with pytest.raises(TypeError, match="rtol must be a real number"):
         nk.Quadrature(torch.tanh, rtol="1e-10")
