@@ -959,7 +959,7 @@ class Quadrature(Activation):
     ------
     TypeError
         ``fn`` or ``dfn`` not callable, ``order`` not an int or None, ``name`` not a str, ``rtol`` not
-        a real number.
+        a real number; when evaluated, a function that cannot take a tensor (``math.tanh``).
     ValueError
         ``order < 2`` or ``order > 370``; ``rtol`` not in ``(0, 1)``; and, when the duals are
         evaluated, an activation returning NaN or inf at the quadrature nodes.
