@@ -4,8 +4,8 @@
 
 * :mod:`ntklib.activations`: activations and their duals (Gaussian expectations), with closed forms
   for ReLU^k (arc-cosine kernels), step, the two-slope ReLUs (leaky ReLU, abs), sign, GELU, erf,
-  sin, cos, identity, written once for float64/torch and mpmath, and Gauss–Hermite quadrature for
-  any other callable;
+  sin, cos, identity, written once for float64/torch and mpmath, and a two-dimensional quadrature
+  that estimates its own error for any other callable (:mod:`ntklib.quadrature`);
 * :mod:`ntklib.kernels`: the NNGP and NTK of deep fully connected networks (Arora et al. 2019),
   mixed activations, per-layer biases, their unit-sphere forms kappa(u), the one layer step every
   recursion uses, and the kernel objects ``NTK``/``NNGP``;
@@ -49,6 +49,7 @@ from . import (
     empirical,
     kernels,
     networks,
+    quadrature,
     regression,
     sphere,
     training,
@@ -86,6 +87,7 @@ from .empirical import EmpiricalNTK, empirical_nngp, empirical_ntk
 from .kernels import NNGP, NTK, kappa, layer_step, nngp, ntk
 from .networks import CNN, MLP
 from .progress import progress_bar
+from .quadrature import QuadratureAccuracyWarning
 from .regression import IllConditionedWarning, gradient_flow, kernel_regression
 from .sphere import (
     SphereKernel,
@@ -136,6 +138,7 @@ __all__ = [
     "get_activation",
     "ACTIVATION_NAMES",
     "arc_cosine_J",
+    "QuadratureAccuracyWarning",
     "hermite_coefficients",
     # classic kernels
     "Laplace",
@@ -173,6 +176,7 @@ __all__ = [
     "TooLargeError",
     # modules
     "activations",
+    "quadrature",
     "kernels",
     "convolutional",
     "sphere",

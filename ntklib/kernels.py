@@ -602,8 +602,9 @@ _PARAMS_DOC = """Parameters
         :math:`x\\cdot y + \\beta^2`.
     activation : str, Activation, callable, or a sequence of these (one per hidden layer)
         Closed forms for ``"relu"``, ``"step"``, ``nk.relu(k)``, ``"erf"``, ``"sin"``, ``"cos"``,
-        ``"identity"``; ``"tanh"``, ``"gelu"``, ``"softplus"``, ``"sigmoid"`` and any callable by
-        Gauss–Hermite quadrature (see :class:`~ntklib.activations.Activation` for its accuracy and cost).
+        ``"identity"``, ``"leaky_relu"``, ``"abs"``, ``"sign"``, ``"gelu"``; ``"tanh"``, ``"softplus"``,
+        ``"sigmoid"`` and any callable by quadrature (see :class:`~ntklib.activations.Quadrature` for
+        its accuracy, its error estimate and its cost).
     weight_var : float or sequence, optional
         :math:`c_h`, the weight variance of each layer after an activation; ``None`` (default) is
         :math:`c_\\sigma` of the layer's activation (Arora et al.'s normalization).

@@ -284,8 +284,6 @@ def test_mlp_calls_its_activation_through_the_public_call():
     assert calls == [True, True]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: numpy ufuncs on requires-grad tensors, fixed in Quadrature.__call__ "
-                   "on branch act2")
 def test_mlp_with_a_numpy_ufunc_activation_trains_like_torch_tanh():
     """MLP(activation=np.tanh) failed with "Can't call numpy() on Tensor that requires grad"; its output
     and gradients must be those of the same network with torch.tanh."""
