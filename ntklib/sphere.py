@@ -81,6 +81,7 @@ _FIXED_BITS = 130        # fixed-point scale of the high-precision path (~ 39 di
 _MP_DPS = 45             # mpmath digits for kernel values and nodes
 _KERNELS = ("ntk", "nngp")
 _FLOAT_MAX = float(np.finfo(np.float64).max)
+EXPAND_MAX_BYTES = 8 * 10**8   # default memory limit of expand_multiplicities
 LEGENDRE_MAX_TERMS = 2 * 10**9  # default limit of legendre's recurrence, k (t.size + 1000): ~10 s
 MAX_TERMS = 10**8        # default limit of sphere_eigenvalues' cost (nodes x degrees): ~1 min
 _TAIL_EXPONENT = 110     # the panels drop the angles where sin^(d-2) is below e^-110 ~ 1.7e-48 of its peak
@@ -245,7 +246,7 @@ def legendre(d, k, t, *, max_terms=LEGENDRE_MAX_TERMS):
     return p
 
 
-def expand_multiplicities(mu, d):
+def expand_multiplicities(mu, d, *, max_bytes=EXPAND_MAX_BYTES):
     r"""Each :math:`\mu_k` repeated :math:`N(d, k)` times, in decreasing order.
 
     These are the integral operator's eigenvalues by index, to set beside
@@ -257,6 +258,9 @@ def expand_multiplicities(mu, d):
         :math:`\mu_0, \dots, \mu_{k_{\max}}` (from :func:`sphere_eigenvalues`).
     d : int
         Ambient dimension, ``d >= 2``.
+    max_bytes : int, default EXPAND_MAX_BYTES = 8e8
+        The largest memory allowed, 16 bytes per eigenvalue (the result and the sort's copy);
+        raise it to allow more.
 
     Returns
     -------
@@ -265,8 +269,13 @@ def expand_multiplicities(mu, d):
 
     Raises
     ------
+    TypeError
+        ``mu`` not real numbers (strings, complex values).
     ValueError
         ``mu`` not one-dimensional or containing NaN; bad ``d``.
+    TooLargeError
+        More than ``max_bytes`` needed (a ValueError): :math:`\sum_k N(d, k)` grows like
+        :math:`k_{\max}^{d-1}`.
 
     Examples
     --------
@@ -276,12 +285,18 @@ def expand_multiplicities(mu, d):
            0.0625])
     """
     d = _check_d(d)
-    mu = np.asarray(mu, dtype=np.float64)
+    mu = np.asarray(mu)
+    if mu.dtype.kind not in "biuf":  # strings; complex parts would be dropped with a warning only
+        raise TypeError(f"mu must be a real numeric array; got dtype {mu.dtype}")
+    mu = mu.astype(np.float64)
     if mu.ndim != 1:
         raise ValueError(f"mu must be one-dimensional (mu_0, ..., mu_kmax); got shape {mu.shape}")
     if np.isnan(mu).any():
         raise ValueError("mu contains NaN (unreliable eigenvalues): there is no order to sort them in")
     reps = [multiplicity(d, k) for k in range(len(mu))]
+    # sum_k N(d, k) = C(kmax + d - 1, d - 1) + C(kmax + d - 2, d - 1): d = 1000, kmax = 4 is 4e10 values
+    check_budget(16 * sum(reps), max_bytes, what=f"expand_multiplicities of {len(mu)} mu_k on S^{d - 1}",
+                 unit="bytes", knob="max_bytes")
     return np.sort(np.repeat(mu, reps))[::-1]
 
 
@@ -634,7 +649,7 @@ def _mp_gauss_legendre(q: int):
     return nodes, weights
 
 
-def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges):
+def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges, check: bool = True):
     """mu_0..mu_kmax and their error estimates, with kappa_mp (at _MP_DPS digits, whatever the
     caller's precision) and the Funk–Hecke sums in exact fixed point.
 
@@ -644,7 +659,8 @@ def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges):
     singularity, where _Q nodes are exact to ~1e-37 of its part. The end points 0 and pi are exact
     (mpmath's pi, not float64's), so that nothing of [0, pi] is lost at the 1e-16 level.
     Fixed-point round-off: each f_i and t_i is rounded to 2^-_FIXED_BITS and each step of the
-    recurrence adds about two units to P_k(t_i).
+    recurrence adds about two units to P_k(t_i). ``check=False`` skips the second rule (a third of
+    the time) and returns no estimate (None).
     """
     import mpmath as mp
 
@@ -653,6 +669,8 @@ def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges):
     widths = np.diff(edges)
     checked = widths > 0.6 * widths.max()
     checked[[0, -1]] = True
+    if not check:
+        checked[:] = False
     order = np.r_[np.flatnonzero(checked), np.flatnonzero(~checked)]
     ts, fs = [], []
     with mp.workdps(_MP_DPS):
@@ -661,6 +679,8 @@ def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges):
         if edges[-1] == math.pi:
             ends[-1] = +mp.pi
         for q, panels in ((_Q, order), (_Q_CHECK, order[: int(checked.sum())])):
+            if not len(panels):
+                continue
             z, w = _mp_gauss_legendre(q)
             angles, weights = [], []
             for j in panels:
@@ -677,11 +697,16 @@ def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges):
     scale = one * one
     p_prev, p = None, np.full(t.shape, one, dtype=object)
     for k in range(kmax + 1):
-        both = int(np.dot(f[:n_both], p[:n_both]))
-        mu[k] = (both + int(np.dot(f[n_both:n_main], p[n_both:n_main]))) / scale  # exact, then rounded once
-        diff[k] = abs(both - int(np.dot(f[n_main:], p[n_main:]))) / scale
+        if check:
+            both = int(np.dot(f[:n_both], p[:n_both]))
+            mu[k] = (both + int(np.dot(f[n_both:n_main], p[n_both:n_main]))) / scale  # exact, then rounded once
+            diff[k] = abs(both - int(np.dot(f[n_main:], p[n_main:]))) / scale
+        else:
+            mu[k] = int(np.dot(f, p)) / scale
         nxt = t.copy() if k == 0 else ((2 * k + d - 2) * ((t * p) >> _FIXED_BITS) - k * p_prev) // (k + d - 2)
         p_prev, p = p, nxt
+    if not check:
+        return mu, None
     size = float(sum(abs(v) for v in fs[:n_main])) / one
     roundoff = (n_main + 4 * (np.arange(kmax + 1) + 1) * size) / one
     return mu, diff + roundoff + np.finfo(np.float64).eps / 2 * np.abs(mu)
@@ -708,7 +733,9 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     rtol : float, default 1e-6
         Requested relative accuracy of every :math:`\mu_k`, in :math:`(0, 1)`.
     return_error : bool, default False
-        Also return the estimated absolute error of each :math:`\mu_k`.
+        Also return the estimated absolute error of each :math:`\mu_k`. Where the high-precision
+        path computes :math:`\mu_k`, the estimate needs a second quadrature rule there (about
+        1.5 times the time), computed only when asked for.
     path : {"auto", "float64", "exact"}, default "auto"
         ``"auto"``: float64, and the high-precision path (or NaN, see Notes) where float64 misses
         ``rtol``. ``"float64"``: the float64 quadrature for every degree, unreliable ones included,
@@ -718,7 +745,7 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     max_terms : int, default MAX_TERMS = 1e8
         The largest cost allowed, in Funk–Hecke terms (quadrature nodes times degrees, both rules):
         about 1 ns a term in float64 and 0.5 µs in high precision. d = 3 reaches it near
-        kmax = 2800 (a minute or more when the high-precision path is needed); raise it knowingly.
+        kmax = 3200 (a minute or more when the high-precision path is needed); raise it knowingly.
 
     Returns
     -------
@@ -750,35 +777,39 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
 
     Notes
     -----
-    Gauss–Legendre quadrature in the angle :math:`\theta = \arccos t` on panels (each at most 2.5
-    periods of the integrand's fastest oscillation, :math:`\sqrt{k_{\max}(k_{\max} + d - 2)}` at
-    :math:`\theta = \pi/2`, and 2.5 widths :math:`1/\sqrt{d-2}` of the peak of
-    :math:`\sin^{d-2}\theta`; graded geometrically into both endpoints, so that
-    :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately; for large ``d``
-    only the window :math:`|\theta - \pi/2| \le \sqrt{220/(d-2)}` outside of which
-    :math:`\sin^{d-2}\theta < e^{-110}`), with the recurrence for :math:`P_k`. Each :math:`\mu_k` gets an error estimate, the sum of three terms: round-off of the
-    sums and of the float64 nodes, :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node
-    moves :math:`P_k(t_i)` by up to about :math:`k` ulps, hence the growth with :math:`k`);
+    Gauss–Legendre quadrature in the angle :math:`\theta = \arccos t` on panels, each at most 2.5
+    periods of the integrand's fastest oscillation (:math:`\sqrt{k_{\max}(k_{\max} + d - 2)}` at
+    :math:`\theta = \pi/2`) and 2.5 widths :math:`1/\sqrt{d-2}` of the peak of
+    :math:`\sin^{d-2}\theta`, graded geometrically into both endpoints so that
+    :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately (for large ``d``, only
+    the window :math:`|\theta - \pi/2| \le \sqrt{220/(d-2)}`, outside of which
+    :math:`\sin^{d-2}\theta < e^{-110}`), with the recurrence for :math:`P_k`. Each :math:`\mu_k`
+    gets an error estimate, the sum of three terms: round-off of the sums and of the float64 nodes,
+    :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node moves :math:`P_k(t_i)` by up
+    to about :math:`k` ulps, hence the growth with :math:`k`);
     :math:`2\sum_i |c_i|\,|\kappa(t_i') - \kappa(t_i)|` over the nodes with
     :math:`1 - |t_i| < 10^{-2}` (:math:`f_i = c_i\kappa(t_i)`, :math:`t_i'` the next float inwards
     from :math:`t_i`), which is large only where :math:`\kappa` is singular at :math:`\pm 1` (the
-    step kernels on the circle); and the difference to a coarser rule on the same panels. The
-    estimate takes the values of ``kappa`` as exact to float64 rounding (a quadrature activation's
-    own error, see :class:`~ntklib.activations.Activation`, is not in it). An eigenvalue is
-    *reliable* if the estimate is at most ``rtol`` times its size (so a vanishing eigenvalue is
-    never reliable in float64: it cannot be told from a tiny one). For a kernel with ``kappa_mp``,
-    the degrees up to the last unreliable one are recomputed with ``kappa_mp`` at 45 digits (set
-    here with a local ``mpmath.workdps``: the result does not depend on the caller's mpmath
-    precision) and the sums in exact 130-bit fixed point, on the same panels and again with the
-    coarser rule: their difference plus the fixed-point round-off is the error estimate there, with
-    the end points :math:`0` and :math:`\pi` exact (mpmath's :math:`\pi`). For a kernel
-    without it, unreliable eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names
-    the first one. The high-precision values are accurate to about ``1e-35`` absolute (for large
-    ``d`` also where :math:`\mu_k` falls like :math:`d^{-k}`), so vanishing eigenvalues come out at
-    that level.
+    step kernels on the circle); and the difference to a coarser rule on the same panels (the
+    discretization error). The estimate takes the values of ``kappa`` as exact to float64 rounding
+    (a quadrature activation's own error, see :class:`~ntklib.activations.Activation`, is not in
+    it). An eigenvalue is *reliable* if the estimate is at most ``rtol`` times its size (so a
+    vanishing eigenvalue is never reliable in float64: it cannot be told from a tiny one). For a
+    kernel with ``kappa_mp``, the degrees up to the last unreliable one are recomputed with
+    ``kappa_mp`` at 45 digits (set here with a local ``mpmath.workdps``: the result does not depend
+    on the caller's mpmath precision) and the sums in exact 130-bit fixed point, on the same panels,
+    with the end points :math:`0` and :math:`\pi` exact (mpmath's :math:`\pi`). With
+    ``return_error``, the coarser rule as well: its difference (on all but the inner graded panels,
+    where the rule is exact to ~1e-37 of their part) plus the fixed-point round-off and the final
+    rounding to float64 is the error estimate there. For a kernel without ``kappa_mp``, unreliable
+    eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names the first one and the
+    cause. The high-precision values are accurate to about ``1e-35`` absolute (for large ``d``
+    also where :math:`\mu_k` falls like :math:`d^{-k}`), so vanishing eigenvalues come out at that
+    level.
 
     Cost: the float64 path is :math:`O(k_{\max}^2)` flops (d = 3, kmax = 1000: about 0.1 s); the
-    high-precision path (two rules) about 0.5 µs per node and degree, some seconds for kmax = 1000.
+    high-precision path about 0.5 µs per node and degree, some seconds for kmax = 1000 (1.5 times
+    that with ``return_error``). For large ``d`` the window needs fewer panels.
     The cost is estimated first and refused past ``max_terms``.
 
     Examples
@@ -826,7 +857,7 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
         if kappa_mp is None:
             raise TypeError("path='exact' needs a kernel with a kappa_mp method, e.g. an nk.SphereKernel "
                             "(a plain callable is float64 only)")
-        mu, err = _high_precision_eigenvalues(kappa_mp, d, kmax, edges)
+        mu, err = _high_precision_eigenvalues(kappa_mp, d, kmax, edges, check=return_error)
         return (mu, err) if return_error else mu
     mu, err, discretization = _float64_eigenvalues(kappa, d, kmax, edges)
     bad = err > rtol * np.abs(mu)
@@ -834,7 +865,8 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
         last = int(np.flatnonzero(bad)[-1])
         refusal = None if kappa_mp is None else _probe(kappa_mp)  # only now: a probe costs a kappa_mp
         if kappa_mp is not None and refusal is None:
-            mu[: last + 1], err[: last + 1] = _high_precision_eigenvalues(kappa_mp, d, last, edges)
+            mu[: last + 1], hp_err = _high_precision_eigenvalues(kappa_mp, d, last, edges, check=return_error)
+            err[: last + 1] = hp_err if return_error else 0.0
         else:
             first = int(np.flatnonzero(bad)[0])
             why = f"{refusal}" if refusal is not None else "the kernel has no kappa_mp"

@@ -593,16 +593,24 @@ def test_d784_eigenvalues_meet_rtol_whatever_kmax():
         assert abs(mu[3]) < 1e-33
 
 
-def test_high_precision_path_integrates_to_the_exact_pi():
-    """Item 4: the erf NNGP on the circle, kappa(u) = arcsin(2u/3) / arcsin(2/3) (odd: even mu_k
-    vanish), gave mu_38..40 = [8.7e-17, -7.6e-17, 8.7e-17] from the sliver [fl(pi), pi]. Reference:
-    mpmath quadrature of (1/pi) int_0^pi kappa(cos a) cos(k a) da at 40 digits."""
-    kern = nk.SphereKernel(depth=1, activation="erf", kernel="nngp")
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+def test_high_precision_path_integrates_to_the_exact_pi(kernel):
+    """Item 4: the erf kernels on the circle gave mu_38..40 = [8.7e-17, -7.6e-17, 8.7e-17] (NTK)
+    from the sliver [fl(pi), pi]. Both are odd (even mu_k vanish): with c = 1 / arcsin(2/3),
+    Sigma(u) = c arcsin(2u/3) and the NTK adds u c (2 / sqrt(9 - 4u^2)) (from E[erf' erf']).
+    Reference: mpmath quadrature of (1/pi) int_0^pi kappa(cos a) cos(k a) da at 40 digits."""
+    kern = nk.SphereKernel(depth=1, activation="erf", kernel=kernel)
     mu, err = nk.sphere_eigenvalues(kern, 2, 40, return_error=True)
     with mp.workdps(40):
-        scale = mp.asin(mp.mpf(2) / 3)
+        c = 1 / mp.asin(mp.mpf(2) / 3)
+
+        def kappa(u):
+            sigma = c * mp.asin(2 * u / 3)
+            return sigma + u * c * 2 / mp.sqrt(9 - 4 * u * u) if kernel == "ntk" else sigma
+
+        assert abs(kappa(mp.mpf("0.3")) - kern.kappa_mp(mp.mpf("0.3"))) < 1e-30  # the formula is the kernel
         cuts = mp.linspace(0, mp.pi, 81)
-        mu39 = float(mp.quad(lambda a: mp.asin(2 * mp.cos(a) / 3) / scale * mp.cos(39 * a), cuts) / mp.pi)
+        mu39 = float(mp.quad(lambda a: kappa(mp.cos(a)) * mp.cos(39 * a), cuts) / mp.pi)
     assert abs(mu[39] - mu39) <= 1e-12 * abs(mu39)
     assert abs(mu[39] - mu39) <= err[39] + 1e-12 * abs(mu39)
     assert np.all(np.abs(mu[0::2]) < 1e-34)
@@ -697,3 +705,15 @@ def test_callable_kappa_returning_strings_or_complex_is_a_type_error():
         nk.sphere_eigenvalues(lambda t: t.astype(str), 3, 2)
     with pytest.raises(ValueError, match="finite"):
         nk.sphere_eigenvalues(lambda t: np.full_like(t, np.nan), 3, 2)
+
+
+def test_expand_multiplicities_refuses_an_unbounded_allocation_and_complex():
+    """sum_k N(1000, k) for k <= 4 is ~4e10 eigenvalues (320 GB): refused before np.repeat."""
+    with pytest.raises(nk.TooLargeError, match="max_bytes"):
+        nk.expand_multiplicities(np.ones(5), 1000)
+    lam = nk.expand_multiplicities([1.0, 0.5], 1000)  # N(1000, 1) = 1000
+    assert lam.shape == (1001,) and lam[0] == 1.0 and np.all(lam[1:] == 0.5)
+    with pytest.raises(TypeError, match="complex"):
+        nk.expand_multiplicities(np.array([1.0, 0.5j]), 3)
+    with pytest.raises(TypeError, match="real numeric"):
+        nk.expand_multiplicities(["1.0", "0.5"], 3)
