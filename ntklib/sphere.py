@@ -91,7 +91,9 @@ class UnreliableEigenvalueWarning(RuntimeWarning):
     """Some eigenvalues could not be computed to the requested accuracy in float64.
 
     Emitted by :func:`sphere_eigenvalues` for a kernel without a high-precision form
-    (no ``kappa_mp``); the eigenvalues concerned are NaN.
+    (no ``kappa_mp``); the eigenvalues concerned are NaN. The message names the first one and the
+    cause: the quadrature's discretization error (a ``kappa`` the rule does not resolve, such as a
+    kink inside :math:`(-1, 1)`) or float64 round-off.
 
     Examples
     --------
