@@ -26,19 +26,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._arrays import check_gram, check_int
+from ._arrays import check_budget, check_gram, check_int
 
 __all__ = ["gram_eigenvalues", "aliased_eigenvalues", "fit_decay", "local_exponents"]
 
+ALIASED_MAX_BYTES = 8 * 10**8  # default memory limit of aliased_eigenvalues
+
 
 def _numpy(x, name: str) -> np.ndarray:
-    """A float64 numpy copy of an array_like or a torch tensor (on any device)."""
+    """A float64 numpy copy of an array_like or a torch tensor (on any device); NaN/inf kept."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     try:
-        return np.asarray(x, dtype=np.float64)
+        a = np.asarray(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of real numbers; got {type(x).__name__}") from exc
+    if a.dtype.kind not in "biuf":  # strings, objects; complex parts would be dropped with a warning only
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {a.dtype}")
+    return a.astype(np.float64)
 
 
 def gram_eigenvalues(K):
@@ -83,7 +88,7 @@ def gram_eigenvalues(K):
     return np.linalg.eigvalsh(A.numpy())[::-1] / A.shape[0]
 
 
-def aliased_eigenvalues(mu, n):
+def aliased_eigenvalues(mu, n, *, max_bytes=ALIASED_MAX_BYTES):
     r"""Eigenvalues of :math:`K/n` for ``n`` equispaced points on the circle, from its :math:`\mu_k`.
 
     The Gram matrix of :math:`x_j = (\cos 2\pi j/n, \sin 2\pi j/n)` is circulant; its eigenvector
@@ -101,6 +106,10 @@ def aliased_eigenvalues(mu, n):
         well beyond ``n`` (the neglected tail is :math:`\sum_{k > k_{\max}} \mu_k` per eigenvalue).
     n : int
         Number of points, ``n >= 1``.
+    max_bytes : int, default ALIASED_MAX_BYTES = 8e8
+        The largest memory allowed for the result and its work arrays, ``8 (2 n + 3 len(mu))``
+        bytes (n = 10**8 needs 1.6 GB); raise it to allow more. The cost is
+        :math:`O(n + k_{\max})`.
 
     Returns
     -------
@@ -113,6 +122,8 @@ def aliased_eigenvalues(mu, n):
         ``n`` not an int.
     ValueError
         ``n < 1``, or ``mu`` not a non-empty one-dimensional array.
+    TooLargeError
+        The memory estimate is over ``max_bytes`` (a ValueError).
 
     Examples
     --------
@@ -132,12 +143,14 @@ def aliased_eigenvalues(mu, n):
     n = check_int(n, "n", 1, "the number of points")
     if mu.ndim != 1 or mu.size == 0:
         raise ValueError(f"mu must be a non-empty one-dimensional array (mu_0, ..., mu_kmax); got shape {mu.shape}")
+    check_budget(8 * (2 * n + 3 * mu.size), max_bytes, what=f"aliased_eigenvalues(n={n}) of {mu.size} mu_k",
+                 unit="bytes", knob="max_bytes")
+    # frequency f in (-kmax, kmax] lands on j = f mod n: mu_0 once, mu_k for k >= 1 as +k and -k
     kmax = len(mu) - 1
-    lam = np.zeros(n)
-    for j in range(n):
-        freqs = np.arange(j - n * (kmax // n + 1), kmax + 1, n)
-        freqs = np.abs(freqs[np.abs(freqs) <= kmax])
-        lam[j] = mu[freqs].sum()
+    k = np.arange(1, kmax + 1)
+    lam = np.bincount(k % n, weights=mu[1:], minlength=n)
+    lam += np.bincount((-k) % n, weights=mu[1:], minlength=n)
+    lam[0] += mu[0]
     return lam
 
 
@@ -170,11 +183,12 @@ def fit_decay(values, window, *, index=None, floor=1e-13):
     Raises
     ------
     ValueError
-        A window of fewer than 2 values or past the end; ``index`` of another length; a value in
+        A window of fewer than 2 values, past the end, or not of two entries; an infinite value
+        anywhere (NaN is allowed outside the window); ``index`` of another length; a value in
         the window at or below ``floor`` times the largest, not positive, or NaN (the message
         names the first such position); an abscissa that is not positive in the window.
     TypeError
-        ``window`` entries not ints.
+        ``window`` not a sequence, or its entries not ints.
 
     Examples
     --------
@@ -195,12 +209,21 @@ def fit_decay(values, window, *, index=None, floor=1e-13):
     if x.shape != v.shape:
         raise ValueError(f"index must have the shape of values {v.shape}; got {x.shape}")
     try:
-        start, stop = window
-    except (TypeError, ValueError) as exc:
+        entries = tuple(window)
+    except TypeError as exc:
         raise TypeError(f"window must be a pair (start, stop) of ints; got {window!r}") from exc
-    start, stop = check_int(start, "window start", 0), check_int(stop, "window stop", 0)
+    if len(entries) != 2:
+        raise ValueError(f"window must be a pair (start, stop), stop excluded (no step); got {len(entries)} entries: "
+                         f"{window!r}")
+    start, stop = check_int(entries[0], "window start", 0), check_int(entries[1], "window stop", 0)
     if stop - start < 2 or stop > len(v):
         raise ValueError(f"window must hold at least 2 values inside the array of {len(v)}; got {window}")
+    infinite = np.flatnonzero(np.isinf(v))
+    if infinite.size:  # the floor is relative to the largest value, which must be finite
+        j = int(infinite[0])
+        where = "inside" if start <= j < stop else "outside"
+        raise ValueError(f"values[{j}] = {v[j]} ({where} the window {window}): values must be finite (NaN is allowed "
+                         "outside the window); the round-off floor is relative to the largest finite value")
     top = np.nanmax(np.abs(v))
     w = v[start:stop]
     bad = np.flatnonzero(~(w > floor * top))

@@ -54,7 +54,13 @@ import warnings
 import numpy as np
 from scipy import special
 
-from ._arrays import call_repr, check_choice, check_int
+from ._arrays import (
+    call_repr,
+    check_budget,
+    check_choice,
+    check_int,
+    real_array,
+)
 from .activations import get_activation
 from .kernels import NNGP, NTK
 
@@ -74,13 +80,20 @@ _GRADING = 40            # geometric panels into each endpoint, down to 2^-40 of
 _FIXED_BITS = 130        # fixed-point scale of the high-precision path (~ 39 digits)
 _MP_DPS = 45             # mpmath digits for kernel values and nodes
 _KERNELS = ("ntk", "nngp")
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+EXPAND_MAX_BYTES = 8 * 10**8   # default memory limit of expand_multiplicities
+LEGENDRE_MAX_TERMS = 2 * 10**9  # default limit of legendre's recurrence, k (t.size + 1000): ~10 s
+MAX_TERMS = 10**8        # default limit of sphere_eigenvalues' cost (nodes x degrees): ~1 min
+_TAIL_EXPONENT = 110     # the panels drop the angles where sin^(d-2) is below e^-110 ~ 1.7e-48 of its peak
 
 
 class UnreliableEigenvalueWarning(RuntimeWarning):
     """Some eigenvalues could not be computed to the requested accuracy in float64.
 
     Emitted by :func:`sphere_eigenvalues` for a kernel without a high-precision form
-    (no ``kappa_mp``); the eigenvalues concerned are NaN.
+    (no ``kappa_mp``); the eigenvalues concerned are NaN. The message names the first one and the
+    cause: the quadrature's discretization error (a ``kappa`` the rule does not resolve, such as a
+    kink inside :math:`(-1, 1)`) or float64 round-off.
 
     Examples
     --------
@@ -115,14 +128,16 @@ def multiplicity(d, k):
     -------
     N : int or ndarray
         An exact int for an int ``k``; a float64 array of the shape of ``k`` for an array (the
-        values pass 2**63 for large ``d`` and ``k``).
+        values pass 2**63 for large ``d`` and ``k``; beyond float64's range, ~1.8e308, a
+        ValueError).
 
     Raises
     ------
     TypeError
         ``d`` not an int, or ``k`` neither an int nor an array of ints.
     ValueError
-        ``d < 2`` or a negative degree.
+        ``d < 2`` or a negative degree; for an array ``k``, a value beyond float64's range (an int
+        ``k`` gives the exact int: ``multiplicity(1000, 1000)`` has 600 digits).
 
     Examples
     --------
@@ -145,15 +160,27 @@ def multiplicity(d, k):
     arr = np.asarray(k)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"k must be an int or an array of ints; got dtype {arr.dtype}")
-    return np.array([float(exact(int(v))) for v in arr.ravel()]).reshape(arr.shape)
+    values, inverse = np.unique(arr, return_inverse=True)
+    out = np.empty(len(values))
+    for j, v in enumerate(values):
+        n = exact(int(v))
+        if n > _FLOAT_MAX:
+            raise ValueError(
+                f"N(d={d}, k={int(v)}) ~ 10^{len(str(n)) - 1} is beyond float64's range (~1.8e308): pass k as an "
+                "int for the exact integer"
+            )
+        out[j] = n
+    return out[inverse.reshape(arr.shape)]
 
 
-def legendre(d, k, t):
+def legendre(d, k, t, *, max_terms=LEGENDRE_MAX_TERMS):
     r"""The Legendre polynomial :math:`P_k^{(d)}(t)` of :math:`S^{d-1}`, normalized to :math:`P_k^{(d)}(1) = 1`.
 
     It is the Gegenbauer polynomial :math:`C_k^{\lambda}(t) / C_k^{\lambda}(1)` with
     :math:`\lambda = (d-2)/2`: Chebyshev :math:`T_k` for :math:`d = 2`, Legendre :math:`P_k` for
-    :math:`d = 3` (all from ``scipy.special``). They satisfy
+    :math:`d = 3` (from ``scipy.special``); for :math:`d \ge 4` by that recurrence, which stays
+    in :math:`[-1, 1]` (the unnormalized :math:`C_k^{\lambda}(1)` overflows, at d = 500, k = 1000).
+    They satisfy
     :math:`P_{k+1} = \big((2k + d - 2)\, t\, P_k - k P_{k-1}\big)/(k + d - 2)`, are orthogonal for the
     weight :math:`(1 - t^2)^{(d-3)/2}`, and by the addition theorem
     :math:`P_k^{(d)}(x\cdot y) = N(d, k)^{-1}\sum_j Y_{kj}(x) Y_{kj}(y)`.
@@ -167,7 +194,10 @@ def legendre(d, k, t):
     k : int
         Degree, ``k >= 0``.
     t : float or array_like
-        Points in :math:`[-1, 1]`, any shape.
+        Points in :math:`[-1, 1]`, any shape (real numbers: strings and complex values are refused).
+    max_terms : int, default LEGENDRE_MAX_TERMS = 2e9
+        For :math:`d \ge 4`, the largest cost ``k * (t.size + 1000)`` of the recurrence allowed
+        (about 10 s); raise it to allow more.
 
     Returns
     -------
@@ -177,9 +207,11 @@ def legendre(d, k, t):
     Raises
     ------
     TypeError
-        ``d`` or ``k`` not an int.
+        ``d`` or ``k`` not an int; ``t`` not real numbers (a string, complex values).
     ValueError
         ``d < 2``, ``k < 0``, a NaN or infinite ``t``, or ``t`` outside :math:`[-1, 1]`.
+    TooLargeError
+        For :math:`d \ge 4`, a cost past ``max_terms`` (a ValueError).
 
     Examples
     --------
@@ -192,20 +224,31 @@ def legendre(d, k, t):
     1.0
     """
     d, k = _check_d(d), _check_k(k)
-    t = np.asarray(t, dtype=np.float64)
-    if not np.all(np.isfinite(t)):
-        raise ValueError("t must be finite; got NaN or inf")
+    if isinstance(t, str):
+        raise TypeError("t must be a float or a real numeric array; got a str")
+    try:
+        t = real_array(t, "t")
+    except ValueError as exc:
+        raise ValueError("t must be finite; got NaN or inf") from exc
     if np.any(np.abs(t) > 1):
         raise ValueError(f"t must lie in [-1, 1]; got values up to |t| = {float(np.max(np.abs(t)))}")
     if d == 2:
         return special.eval_chebyt(k, t)
     if d == 3:
         return special.eval_legendre(k, t)
-    lam = (d - 2) / 2
-    return special.eval_gegenbauer(k, lam, t) / special.eval_gegenbauer(k, lam, 1.0)
+    # the normalized recurrence: |P_k| <= 1 throughout, so it neither overflows (C_k^lambda(1) does,
+    # d = 500, k = 1000) nor loses accuracy (scipy's ratio is ~1e-14 off at d = 500)
+    check_budget(k * (t.size + 1000), max_terms, what=f"legendre(d={d}, k={k}) on {t.size} points",
+                 unit="recurrence terms", knob="max_terms")
+    p_prev, p = np.ones_like(t), t.copy()
+    if k == 0:
+        return p_prev
+    for j in range(1, k):
+        p_prev, p = p, ((2 * j + d - 2) * t * p - j * p_prev) / (j + d - 2)
+    return p
 
 
-def expand_multiplicities(mu, d):
+def expand_multiplicities(mu, d, *, max_bytes=EXPAND_MAX_BYTES):
     r"""Each :math:`\mu_k` repeated :math:`N(d, k)` times, in decreasing order.
 
     These are the integral operator's eigenvalues by index, to set beside
@@ -217,6 +260,9 @@ def expand_multiplicities(mu, d):
         :math:`\mu_0, \dots, \mu_{k_{\max}}` (from :func:`sphere_eigenvalues`).
     d : int
         Ambient dimension, ``d >= 2``.
+    max_bytes : int, default EXPAND_MAX_BYTES = 8e8
+        The largest memory allowed, 16 bytes per eigenvalue (the result and the sort's copy);
+        raise it to allow more.
 
     Returns
     -------
@@ -225,8 +271,13 @@ def expand_multiplicities(mu, d):
 
     Raises
     ------
+    TypeError
+        ``mu`` not real numbers (strings, complex values).
     ValueError
         ``mu`` not one-dimensional or containing NaN; bad ``d``.
+    TooLargeError
+        More than ``max_bytes`` needed (a ValueError): :math:`\sum_k N(d, k)` grows like
+        :math:`k_{\max}^{d-1}`.
 
     Examples
     --------
@@ -236,12 +287,18 @@ def expand_multiplicities(mu, d):
            0.0625])
     """
     d = _check_d(d)
-    mu = np.asarray(mu, dtype=np.float64)
+    mu = np.asarray(mu)
+    if mu.dtype.kind not in "biuf":  # strings; complex parts would be dropped with a warning only
+        raise TypeError(f"mu must be a real numeric array; got dtype {mu.dtype}")
+    mu = mu.astype(np.float64)
     if mu.ndim != 1:
         raise ValueError(f"mu must be one-dimensional (mu_0, ..., mu_kmax); got shape {mu.shape}")
     if np.isnan(mu).any():
         raise ValueError("mu contains NaN (unreliable eigenvalues): there is no order to sort them in")
     reps = [multiplicity(d, k) for k in range(len(mu))]
+    # sum_k N(d, k) = C(kmax + d - 1, d - 1) + C(kmax + d - 2, d - 1): d = 1000, kmax = 4 is 4e10 values
+    check_budget(16 * sum(reps), max_bytes, what=f"expand_multiplicities of {len(mu)} mu_k on S^{d - 1}",
+                 unit="bytes", knob="max_bytes")
     return np.sort(np.repeat(mu, reps))[::-1]
 
 
@@ -263,7 +320,9 @@ def degree_of_index(i, d):
     Returns
     -------
     k : int
-        The smallest ``k`` with :math:`\sum_{j\le k} N(d, j) > i`.
+        The smallest ``k`` with :math:`\sum_{j\le k} N(d, j) > i`, found by bisection on the
+        closed form :math:`\sum_{j\le k} N(d, j) = \binom{k+d-1}{d-1} + \binom{k+d-2}{d-1}` in
+        exact integers (so any ``i`` is quick: ``degree_of_index(10**12, 2)`` is ``5 * 10**11``).
 
     Raises
     ------
@@ -280,11 +339,16 @@ def degree_of_index(i, d):
     [0, 1, 1, 2, 2, 3]
     """
     i, d = check_int(i, "i", 0), _check_d(d)
-    k, total = 0, 1
-    while total <= i:
-        k += 1
-        total += multiplicity(d, k)
-    return k
+    # sum_{j <= k} N(d, j) = C(k + d - 1, d - 1) + C(k + d - 2, d - 1) (harmonics of degree <= k),
+    # increasing in k and > i at k = i: bisect for the smallest k with it > i (exact ints)
+    lo, hi = 0, i
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if math.comb(mid + d - 1, d - 1) + math.comb(mid + d - 2, d - 1) > i:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,12 +517,27 @@ class SphereKernel:
 # ------------------------------------------------------------------------------------------------
 # the quadrature rule in the angle theta = arccos t (``angle`` in code)
 # ------------------------------------------------------------------------------------------------
-def _panel_edges(kmax: int) -> np.ndarray:
-    """Panel end points in [0, pi]: uniform panels of width ~16/kmax (2.5 periods of P_kmax per
-    panel) and panels graded geometrically into both endpoints."""
-    nmid = math.ceil(max(kmax, 1) * math.pi / 16) + 8
-    bulk = np.linspace(0.0, math.pi, nmid + 1)
-    graded = (math.pi / nmid) * 0.5 ** np.arange(1, _GRADING + 1)
+def _panel_edges(kmax: int, d: int) -> np.ndarray:
+    """Panel end points in [0, pi] for the integrand kappa(cos a) P_k(cos a) sin^(d-2) a, k <= kmax.
+
+    Panel width: at most 2.5 periods of the fastest oscillation, sqrt(kmax (kmax + d - 2)) in the
+    angle at a = pi/2 (it is ~kmax for kmax >> d, ~sqrt(kmax d) for kmax << d), and at most 2.5
+    standard deviations of the weight's peak, sin^(d-2) a ~ exp(-(d-2)(a - pi/2)^2 / 2) (width
+    1/sqrt(d-2)). Where the weight is below e^-_TAIL_EXPONENT of its peak the panels stop (large d:
+    the window pi/2 +- sqrt(2 _TAIL_EXPONENT / (d - 2))); otherwise they cover [0, pi] and are graded
+    geometrically into both endpoints, where kappa(cos a) ~ a^gamma may be singular.
+    """
+    width = min(math.pi / (math.ceil(max(kmax, 1) * math.pi / 16) + 8),
+                16 / math.sqrt(max(kmax, 1) * (max(kmax, 1) + d - 2)))
+    if d > 2:
+        width = min(width, 2.5 / math.sqrt(d - 2))
+    half = math.sqrt(2 * _TAIL_EXPONENT / (d - 2)) if d > 2 else math.inf
+    if half < math.pi / 2:  # cos^(d-2) s <= exp(-(d-2) s^2 / 2): outside, kappa P_k sin^(d-2) < e^-_TAIL_EXPONENT
+        n = math.ceil(2 * half / width)
+        return math.pi / 2 + np.linspace(-half, half, n + 1)
+    n = math.ceil(math.pi / width)
+    bulk = np.linspace(0.0, math.pi, n + 1)
+    graded = (math.pi / n) * 0.5 ** np.arange(1, _GRADING + 1)
     return np.unique(np.concatenate([bulk, graded, math.pi - graded]))
 
 
@@ -488,11 +567,12 @@ def _funk_hecke_sums(f: np.ndarray, t: np.ndarray, d: int, kmax: int):
 
 
 def _kappa_values(kappa, t):
-    values = kappa(t)
-    if hasattr(values, "detach"):  # a torch tensor, from a kappa that was given numpy anyway
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != t.shape or not np.all(np.isfinite(values)):
+    values = kappa(t)  # a tensor (from a kappa that was given numpy anyway) is copied to numpy
+    try:
+        values = real_array(values, "kappa(t)")
+    except ValueError:
+        values = None
+    if values is None or values.shape != t.shape:
         raise ValueError("kappa must return a finite float array of the shape of its argument on [-1, 1]")
     return values
 
@@ -550,8 +630,8 @@ def _float64_eigenvalues(kappa, d, kmax, edges):
     # d = 2 and ~0.04 k for d = 3 at k <= 1000, within (16 + k / 8) eps * size. Discretization:
     # the coarser rule's difference (which also carries the round-off of a second set of nodes).
     k = np.arange(kmax + 1)
-    err = (16 + k / 8) * np.finfo(np.float64).eps * size_main + node + np.abs(mu - mu_check)
-    return mu_main, err
+    discretization = np.abs(mu - mu_check)
+    return mu_main, (16 + k / 8) * np.finfo(np.float64).eps * size_main + node + discretization, discretization
 
 
 def _mp_gauss_legendre(q: int):
@@ -571,37 +651,71 @@ def _mp_gauss_legendre(q: int):
     return nodes, weights
 
 
-def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges) -> np.ndarray:
-    """mu_0..mu_kmax with kappa_mp (at _MP_DPS digits, whatever the caller's precision) and the
-    Funk–Hecke sums in exact fixed point."""
+def _high_precision_eigenvalues(kappa_mp, d: int, kmax: int, edges, check: bool = True):
+    """mu_0..mu_kmax and their error estimates, with kappa_mp (at _MP_DPS digits, whatever the
+    caller's precision) and the Funk–Hecke sums in exact fixed point.
+
+    Discretization: a second Gauss rule (_Q_CHECK nodes) on the same panels; the difference of the
+    two over those panels is the estimate. It skips the panels graded into the end points except
+    the two that touch them: each of the others spans [a, 2a] at distance a from the only
+    singularity, where _Q nodes are exact to ~1e-37 of its part. The end points 0 and pi are exact
+    (mpmath's pi, not float64's), so that nothing of [0, pi] is lost at the 1e-16 level.
+    Fixed-point round-off: each f_i and t_i is rounded to 2^-_FIXED_BITS and each step of the
+    recurrence adds about two units to P_k(t_i). ``check=False`` skips the second rule (a third of
+    the time) and returns no estimate (None).
+    """
     import mpmath as mp
 
     one = 1 << _FIXED_BITS
+    fixed = lambda x: int(mp.nint(x * one))  # noqa: E731
+    widths = np.diff(edges)
+    checked = widths > 0.6 * widths.max()
+    checked[[0, -1]] = True
+    if not check:
+        checked[:] = False
+    order = np.r_[np.flatnonzero(checked), np.flatnonzero(~checked)]
+    ts, fs = [], []
     with mp.workdps(_MP_DPS):
-        z, w = _mp_gauss_legendre(_Q)
         c = mp.gamma(mp.mpf(d) / 2) / (mp.sqrt(mp.pi) * mp.gamma(mp.mpf(d - 1) / 2))
-        angles, weights = [], []
-        for a, b in zip(edges[:-1], edges[1:]):
-            a, b = mp.mpf(a), mp.mpf(b)
-            angles += [a + (b - a) * (zi + 1) / 2 for zi in z]
-            weights += [(b - a) / 2 * wi for wi in w]
-        us = [mp.cos(angle) for angle in angles]
-        values = [kappa_mp(u) for u in us]
-        fixed = lambda x: int(mp.nint(x * one))  # noqa: E731
-        t = np.array([fixed(u) for u in us], dtype=object)
-        f = np.array([fixed(c * wi * mp.sin(th) ** (d - 2) * v) for wi, th, v in zip(weights, angles, values)],
-                     dtype=object)
-    mu = np.empty(kmax + 1)
+        ends = [mp.mpf(e) for e in edges]
+        if edges[-1] == math.pi:
+            ends[-1] = +mp.pi
+        for q, panels in ((_Q, order), (_Q_CHECK, order[: int(checked.sum())])):
+            if not len(panels):
+                continue
+            z, w = _mp_gauss_legendre(q)
+            angles, weights = [], []
+            for j in panels:
+                lo, hi = ends[j], ends[j + 1]
+                angles += [lo + (hi - lo) * (zi + 1) / 2 for zi in z]
+                weights += [(hi - lo) / 2 * wi for wi in w]
+            us = [mp.cos(angle) for angle in angles]
+            ts += [fixed(u) for u in us]
+            fs += [fixed(c * wi * mp.sin(th) ** (d - 2) * kappa_mp(u)) for wi, th, u in zip(weights, angles, us)]
+    n_main, n_both = len(order) * _Q, int(checked.sum()) * _Q  # main nodes; those of checked panels
+    t = np.array(ts, dtype=object)
+    f = np.array(fs, dtype=object)
+    mu, diff = np.empty(kmax + 1), np.empty(kmax + 1)
     scale = one * one
     p_prev, p = None, np.full(t.shape, one, dtype=object)
     for k in range(kmax + 1):
-        mu[k] = int(np.dot(f, p)) / scale  # exact integer sum, correctly rounded to float64
+        if check:
+            both = int(np.dot(f[:n_both], p[:n_both]))
+            mu[k] = (both + int(np.dot(f[n_both:n_main], p[n_both:n_main]))) / scale  # exact, then rounded once
+            diff[k] = abs(both - int(np.dot(f[n_main:], p[n_main:]))) / scale
+        else:
+            mu[k] = int(np.dot(f, p)) / scale
         nxt = t.copy() if k == 0 else ((2 * k + d - 2) * ((t * p) >> _FIXED_BITS) - k * p_prev) // (k + d - 2)
         p_prev, p = p, nxt
-    return mu
+    if not check:
+        return mu, None
+    size = float(sum(abs(v) for v in fs[:n_main])) / one
+    roundoff = (n_main + 4 * (np.arange(kmax + 1) + 1) * size) / one
+    return mu, diff + roundoff + np.finfo(np.float64).eps / 2 * np.abs(mu)
 
 
-def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="auto"):
+def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="auto",
+                       max_terms=MAX_TERMS):
     r"""Eigenvalues :math:`\mu_0, \dots, \mu_{k_{\max}}` of a dot-product kernel on :math:`S^{d-1}`.
 
     Uniform probability measure; :math:`\mu_k` is the eigenvalue of each of the :math:`N(d, k)`
@@ -621,14 +735,19 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     rtol : float, default 1e-6
         Requested relative accuracy of every :math:`\mu_k`, in :math:`(0, 1)`.
     return_error : bool, default False
-        Also return the estimated absolute error of each :math:`\mu_k` (0 where the high-precision
-        path computed it).
+        Also return the estimated absolute error of each :math:`\mu_k`. Where the high-precision
+        path computes :math:`\mu_k`, the estimate needs a second quadrature rule there (about
+        1.5 times the time), computed only when asked for.
     path : {"auto", "float64", "exact"}, default "auto"
         ``"auto"``: float64, and the high-precision path (or NaN, see Notes) where float64 misses
         ``rtol``. ``"float64"``: the float64 quadrature for every degree, unreliable ones included,
         without NaN or warning (the error estimate says which to trust); to study round-off.
         ``"exact"``: the high-precision path for every degree; needs a kernel with a working
         ``kappa_mp``.
+    max_terms : int, default MAX_TERMS = 1e8
+        The largest cost allowed, in Funk–Hecke terms (quadrature nodes times degrees, both rules):
+        about 1 ns a term in float64 and 0.5 µs in high precision. d = 3 reaches it near
+        kmax = 3200 (a minute or more when the high-precision path is needed); raise it knowingly.
 
     Returns
     -------
@@ -639,45 +758,61 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
 
     Raises
     ------
+    TooLargeError
+        The estimated cost is over ``max_terms`` (refused before any work; a ValueError).
     ValueError
-        Bad ``d``, ``kmax``, ``rtol`` or ``path``; ``kappa`` not finite or of the wrong shape;
+        Bad ``d``, ``kmax``, ``rtol`` or ``path``; ``kappa`` not finite, not real or of the wrong shape;
         ``path="exact"`` for a kernel whose ``kappa_mp`` has no high-precision form (say, an
         activation evaluated by quadrature).
     TypeError
-        ``kernel`` neither a sphere kernel nor callable; ``path="exact"`` for a kernel without
+        ``kernel`` neither a sphere kernel nor callable; ``kappa`` returning strings or complex
+        values; ``path="exact"`` for a kernel without
         ``kappa_mp`` (a plain callable).
 
     Warns
     -----
     UnreliableEigenvalueWarning
         With ``path="auto"``, for a kernel without a high-precision form, when some
-        :math:`\mu_k` miss ``rtol`` in float64 (they are NaN).
+        :math:`\mu_k` miss ``rtol`` in float64 (they are NaN). The message says whether the
+        quadrature's discretization error (a ``kappa`` the rule does not resolve) or float64
+        round-off is the cause.
 
     Notes
     -----
-    Gauss–Legendre quadrature in the angle :math:`\theta = \arccos t` on panels (about 2.5
-    periods of :math:`P_{k_{\max}}` each, and graded geometrically into both endpoints, so that
-    :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately), with the recurrence for
-    :math:`P_k`. Each :math:`\mu_k` gets an error estimate, the sum of three terms: round-off of the
-    sums and of the float64 nodes, :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node
-    moves :math:`P_k(t_i)` by up to about :math:`k` ulps, hence the growth with :math:`k`);
+    Gauss–Legendre quadrature in the angle :math:`\theta = \arccos t` on panels, each at most 2.5
+    periods of the integrand's fastest oscillation (:math:`\sqrt{k_{\max}(k_{\max} + d - 2)}` at
+    :math:`\theta = \pi/2`) and 2.5 widths :math:`1/\sqrt{d-2}` of the peak of
+    :math:`\sin^{d-2}\theta`, graded geometrically into both endpoints so that
+    :math:`\kappa(\cos\theta) \sim \theta^\gamma` is integrated accurately (for large ``d``, only
+    the window :math:`|\theta - \pi/2| \le \sqrt{220/(d-2)}`, outside of which
+    :math:`\sin^{d-2}\theta < e^{-110}`), with the recurrence for :math:`P_k`. Each :math:`\mu_k`
+    gets an error estimate, the sum of three terms: round-off of the sums and of the float64 nodes,
+    :math:`(16 + k/8)\,\epsilon\sum_i |f_i P_k(t_i)|` (a rounded node moves :math:`P_k(t_i)` by up
+    to about :math:`k` ulps, hence the growth with :math:`k`);
     :math:`2\sum_i |c_i|\,|\kappa(t_i') - \kappa(t_i)|` over the nodes with
     :math:`1 - |t_i| < 10^{-2}` (:math:`f_i = c_i\kappa(t_i)`, :math:`t_i'` the next float inwards
     from :math:`t_i`), which is large only where :math:`\kappa` is singular at :math:`\pm 1` (the
-    step kernels on the circle); and the difference to a coarser rule on the same panels. The
-    estimate takes the values of ``kappa`` as exact to float64 rounding (a quadrature activation's
-    own error, see :class:`~ntklib.activations.Activation`, is not in it). An eigenvalue is
-    *reliable* if the estimate is at most ``rtol`` times its size (so a vanishing eigenvalue is
-    never reliable in float64: it cannot be told from a tiny one). For a kernel with ``kappa_mp``,
-    the degrees up to the last unreliable one are recomputed with ``kappa_mp`` at 45 digits (set
-    here with a local ``mpmath.workdps``: the result does not depend on the caller's mpmath
-    precision) and the sums in exact 130-bit fixed point, on the same quadrature rule. For a kernel
-    without it, unreliable eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names
-    the first one. The high-precision values are accurate to about ``1e-35`` absolute, so vanishing
-    eigenvalues come out at that level.
+    step kernels on the circle); and the difference to a coarser rule on the same panels (the
+    discretization error). The estimate takes the values of ``kappa`` as exact to float64 rounding
+    (a quadrature activation's own error, see :class:`~ntklib.activations.Activation`, is not in
+    it). An eigenvalue is *reliable* if the estimate is at most ``rtol`` times its size (so a
+    vanishing eigenvalue is never reliable in float64: it cannot be told from a tiny one). For a
+    kernel with ``kappa_mp``, the degrees up to the last unreliable one are recomputed with
+    ``kappa_mp`` at 45 digits (set here with a local ``mpmath.workdps``: the result does not depend
+    on the caller's mpmath precision) and the sums in exact 130-bit fixed point, on the same panels,
+    with the end points :math:`0` and :math:`\pi` exact (mpmath's :math:`\pi`). With
+    ``return_error``, the coarser rule as well: its difference (on all but the inner graded panels,
+    where the rule is exact to ~1e-37 of their part) plus the fixed-point round-off and the final
+    rounding to float64 is the error estimate there. For a kernel without ``kappa_mp``, unreliable
+    eigenvalues are NaN and an :class:`UnreliableEigenvalueWarning` names the first one and the
+    cause. The high-precision values are accurate to about ``1e-35`` absolute (for large ``d``
+    also where :math:`\mu_k` falls like :math:`d^{-k}`), so vanishing eigenvalues come out at that
+    level.
 
     Cost: the float64 path is :math:`O(k_{\max}^2)` flops (d = 3, kmax = 1000: about 0.1 s); the
-    high-precision path takes a few seconds for kmax = 1000.
+    high-precision path about 0.5 µs per node and degree, some seconds for kmax = 1000 (1.5 times
+    that with ``return_error``). For large ``d`` the window needs fewer panels.
+    The cost is estimated first and refused past ``max_terms``.
 
     Examples
     --------
@@ -712,7 +847,11 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
     if not isinstance(return_error, bool):
         raise TypeError(f"return_error must be a bool; got {return_error!r}")
     kappa, kappa_mp = _resolve(kernel)
-    edges = _panel_edges(kmax)
+    edges = _panel_edges(kmax, d)
+    # cost: every degree's sum over every node, in float64 and (at worst) again in high precision
+    terms = (_Q + _Q_CHECK) * (len(edges) - 1) * (kmax + 1)
+    check_budget(terms, max_terms, what=f"sphere_eigenvalues(d={d}, kmax={kmax})", unit="Funk-Hecke terms",
+                 knob="max_terms")
     if path == "exact":
         refusal = None if kappa_mp is None else _probe(kappa_mp)
         if refusal is not None:
@@ -720,24 +859,31 @@ def sphere_eigenvalues(kernel, d, kmax, *, rtol=1e-6, return_error=False, path="
         if kappa_mp is None:
             raise TypeError("path='exact' needs a kernel with a kappa_mp method, e.g. an nk.SphereKernel "
                             "(a plain callable is float64 only)")
-        mu = _high_precision_eigenvalues(kappa_mp, d, kmax, edges)
-        return (mu, np.zeros(kmax + 1)) if return_error else mu
-    mu, err = _float64_eigenvalues(kappa, d, kmax, edges)
+        mu, err = _high_precision_eigenvalues(kappa_mp, d, kmax, edges, check=return_error)
+        return (mu, err) if return_error else mu
+    mu, err, discretization = _float64_eigenvalues(kappa, d, kmax, edges)
     bad = err > rtol * np.abs(mu)
     if path == "auto" and bad.any():
         last = int(np.flatnonzero(bad)[-1])
         refusal = None if kappa_mp is None else _probe(kappa_mp)  # only now: a probe costs a kappa_mp
         if kappa_mp is not None and refusal is None:
-            mu[: last + 1] = _high_precision_eigenvalues(kappa_mp, d, last, edges)
-            err[: last + 1] = 0.0
+            mu[: last + 1], hp_err = _high_precision_eigenvalues(kappa_mp, d, last, edges, check=return_error)
+            err[: last + 1] = hp_err if return_error else 0.0
         else:
             first = int(np.flatnonzero(bad)[0])
             why = f"{refusal}" if refusal is not None else "the kernel has no kappa_mp"
+            # which error dominates: the rule's (kappa not resolved by the panels: a kink or jump
+            # inside (-1, 1), say) or the round-off of float64 sums of O(1) terms
+            if discretization[first] > 0.5 * err[first]:
+                cause = (f"the Funk-Hecke quadrature's discretization error dominates (about "
+                         f"{discretization[first]:.1e} at k = {first}: kappa is not smooth enough for the rule, a kink "
+                         "or jump inside (-1, 1), say)")
+            else:
+                cause = "they are at the round-off level of the Funk-Hecke integral in float64"
             warnings.warn(
                 f"mu_k for k = {first} (and {int(bad.sum()) - 1} more up to k = {last}) cannot be computed to "
-                f"rtol={rtol} in float64: they are at the round-off level of the Funk-Hecke integral. They are "
-                f"NaN ({why}); pass a kernel with a high-precision form, such as an nk.SphereKernel with "
-                "closed-form activations, for exact values.",
+                f"rtol={rtol} in float64: {cause}. They are NaN ({why}); pass a kernel with a high-precision "
+                "form, such as an nk.SphereKernel with closed-form activations, for exact values.",
                 UnreliableEigenvalueWarning,
                 stacklevel=2,
             )

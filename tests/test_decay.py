@@ -172,3 +172,74 @@ def test_gram_eigenvalues_uses_the_one_gram_tolerance(kind):
     far = K + np.array([[0.0, 5e-10 * 2], [0.0, 0.0]])    # 5e-10 max|K|: refused, with the number
     with pytest.raises(ValueError, match=r"K must be symmetric: max \|K - K\^T\| = 1e-09 exceeds 1e-10"):
         nk.gram_eigenvalues(kind(far))
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 10: hangs, messages, input types
+# ----------------------------------------------------------------------------------------------
+def test_aliased_eigenvalues_large_n_is_vectorized_and_huge_n_refused():
+    """aliased_eigenvalues(mu, 10**8) ran a Python loop over n for ever. Reference: the closed form
+    of the aliased geometric series mu_k = r^k (k <= kmax) summed by hand for n >> kmax, where
+    lambda_j = r^j for 0 < j <= kmax, r^(n-j) for n - j <= kmax, mu_0 at j = 0, else 0."""
+    import time
+
+    r, kmax, n = 0.5, 60, 10**6
+    mu = r ** np.arange(kmax + 1)
+    t0 = time.perf_counter()
+    lam = nk.aliased_eigenvalues(mu, n)
+    assert time.perf_counter() - t0 < 1
+    expected = np.zeros(n)
+    expected[0] = 1.0
+    expected[1:kmax + 1] = mu[1:]
+    expected[n - kmax:] = mu[1:][::-1]
+    np.testing.assert_array_equal(lam, expected)
+    with pytest.raises(nk.TooLargeError, match="max_bytes"):
+        nk.aliased_eigenvalues(mu, 10**8)
+    small = nk.aliased_eigenvalues(mu, 7, max_bytes=10**4)
+    # n < kmax: every frequency folds onto j = k mod 7 (independent loop over +-k)
+    ref = np.zeros(7)
+    for k in range(-kmax, kmax + 1):
+        ref[k % 7] += mu[abs(k)]
+    np.testing.assert_allclose(small, ref, rtol=1e-15)
+
+
+def test_fit_decay_inf_outside_the_window_is_named_not_blamed_on_round_off():
+    """An inf outside the window made every value 'at or below 1e-13 x the largest'."""
+    v = np.r_[np.inf, 1.0, 0.5, 0.25, 0.125]
+    with pytest.raises(ValueError, match=r"values\[0\] = inf \(outside the window") as exc:
+        nk.fit_decay(v, (1, 5))
+    assert "round-off" not in str(exc.value).split(";")[0]
+    with pytest.raises(ValueError, match=r"values\[2\] = -inf \(inside"):
+        nk.fit_decay(np.r_[1.0, 0.5, -np.inf], (0, 3))
+    # NaN outside the window (unreliable eigenvalues) stays allowed: v = 1/i at i = 1, 2, 4
+    slope, _ = nk.fit_decay(np.r_[1.0, 0.5, 0.25, np.nan], (0, 3), index=np.array([1.0, 2.0, 4.0, 8.0]))
+    assert slope == pytest.approx(-1.0, rel=1e-12)
+
+
+def test_fit_decay_three_entry_window_is_a_clear_value_error():
+    """window=(0, 3, 1) failed to unpack ('a pair ... of ints' TypeError for a tuple of ints)."""
+    with pytest.raises(ValueError, match="got 3 entries"):
+        nk.fit_decay(np.ones(5) / np.arange(1, 6), (0, 3, 1))
+    with pytest.raises(ValueError, match="got 1 entries"):
+        nk.fit_decay(np.ones(5) / np.arange(1, 6), [2])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([1.0, 0.5, 0.25]) + 0j, "complex"),
+    (np.array(["1.0", "0.5", "0.25"]), "dtype <U"),
+])
+def test_decay_tools_refuse_strings_and_complex(bad, match):
+    """Complex parts were dropped with only a ComplexWarning; strings of numbers were parsed."""
+    with pytest.raises(TypeError, match=match):
+        nk.fit_decay(bad, (0, 3))
+    with pytest.raises(TypeError, match=match):
+        nk.local_exponents(bad, np.arange(1.0, 4.0))
+    with pytest.raises(TypeError, match=match):
+        nk.aliased_eigenvalues(bad, 2)
+
+
+@pytest.mark.parametrize("K", [np.eye(2) * (1 + 1j), np.array([["1", "0"], ["0", "1"]]),
+                               torch.eye(2, dtype=torch.complex128)])
+def test_gram_eigenvalues_refuses_strings_and_complex(K):
+    with pytest.raises(TypeError, match="real numeric"):
+        nk.gram_eigenvalues(K)
