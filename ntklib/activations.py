@@ -1477,7 +1477,8 @@ class Quadrature(Activation):
         if M is not _TorchMath:
             raise TypeError(
                 f"{self!r} is evaluated by float64 quadrature and has no high-precision path: give "
-                "torch tensors, or use a closed form (relu(k), step, erf, sin, cos, identity) for mpmath"
+                "torch tensors, or use a closed form (relu(k), step, erf, sin, cos, identity, abrelu, leaky_relu, "
+                "abs, sign, gelu) for mpmath"
             )
         dual, error, size = self._rule(self._sigma, q11, q22, rho)
         worst = self._check(dual, error, size, q11, q22, rho, "dual")

@@ -147,7 +147,7 @@ def test_path_float64_gives_every_degree_without_warning_and_exact_needs_a_close
     with pytest.raises(TypeError, match="path='exact' needs a kernel with a kappa_mp method"):
         nk.sphere_eigenvalues(lambda t: kern(t), 3, 10, path="exact")
     with pytest.raises(ValueError, match="closed-form"):
-        nk.sphere_eigenvalues(nk.SphereKernel(2, activation="gelu"), 3, 10, path="exact")
+        nk.sphere_eigenvalues(nk.SphereKernel(2, activation="tanh"), 3, 10, path="exact")
     mu, err = nk.sphere_eigenvalues(kern, 3, 10, path="exact", return_error=True)
     assert np.all(err <= 1e-15 * np.abs(mu) + 1e-33) and mu[0] > 0
 
@@ -276,7 +276,7 @@ def test_trace_and_reconstruction(d):
         (lambda: nk.expand_multiplicities([1.0, np.nan], 3), ValueError, "NaN"),
         (lambda: nk.degree_of_index(-1, 3), ValueError, "i must be >= 0"),
         (lambda: nk.SphereKernel(2).kappa_mp(2), ValueError, "u must lie in"),
-        (lambda: nk.SphereKernel(2, activation="gelu").kappa_mp(0.5), TypeError, "no high-precision path"),
+        (lambda: nk.SphereKernel(2, activation="tanh").kappa_mp(0.5), TypeError, "no high-precision path"),
         (lambda: nk.multiplicity(3, -1), ValueError, "k must be >= 0"),
         (lambda: nk.SphereKernel(2, kernel="cntk"), ValueError, "kernel must be one of 'ntk', 'nngp'"),
     ],
@@ -290,7 +290,7 @@ def test_bad_input_errors(call, err, match):
 def test_quadrature_activation_kernel_falls_back_to_warning():
     """A SphereKernel whose activation has no closed form cannot go beyond float64: NaN + warning."""
     with pytest.warns(nk.UnreliableEigenvalueWarning):
-        mu = nk.sphere_eigenvalues(nk.SphereKernel(2, activation="gelu"), 3, 40)
+        mu = nk.sphere_eigenvalues(nk.SphereKernel(2, activation="softplus"), 3, 40)
     assert np.isnan(mu).any() and not np.isnan(mu[:5]).any()
 
 
@@ -405,11 +405,11 @@ def test_a_classic_kernel_object_is_a_sphere_kernel():
 
 
 def test_kappa_mp_refusal_means_float64_only_with_the_reason():
-    gelu = nk.SphereKernel(2, activation="gelu")
-    with pytest.warns(nk.UnreliableEigenvalueWarning, match="gelu.*quadrature"):
-        nk.sphere_eigenvalues(gelu, 3, 40)
+    tanh = nk.SphereKernel(2, activation="tanh")
+    with pytest.warns(nk.UnreliableEigenvalueWarning, match="tanh.*quadrature"):
+        nk.sphere_eigenvalues(tanh, 3, 40)
     with pytest.raises(ValueError, match="no high-precision path"):
-        nk.sphere_eigenvalues(gelu, 3, 10, path="exact")
+        nk.sphere_eigenvalues(tanh, 3, 10, path="exact")
 
 
 def test_sphere_kernel_call_equals_kappa_and_keeps_tensors():
