@@ -230,7 +230,14 @@ def test_several_tiles_equal_one_tile_and_the_xy_path(fn):
         one = fn(X, depth=3, activation=activation, block_size=256)
         tiled = fn(X, depth=3, activation=activation, block_size=2)
         assert np.array_equal(tiled, tiled.T)
-        np.testing.assert_allclose(tiled, one, rtol=1e-14, atol=1e-15)
+        # a closed form is the same arithmetic in every tile; the quadrature picks its rule per tile
+        # (Mehler's series where its bound allows, else the 1-D or 2-D rule), each within its rtol of
+        # 1e-10 relative to the kernel's scale (the diagonal differs by 7e-13 between tilings)
+        if activation == "tanh":
+            rtol = nk.Quadrature(np.tanh).rtol
+            np.testing.assert_allclose(tiled, one, rtol=rtol, atol=rtol * np.abs(one).max())
+        else:
+            np.testing.assert_allclose(tiled, one, rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(fn(X, X, depth=3, activation=activation, block_size=2), one, rtol=tol, atol=tol)
 
 
