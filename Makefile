@@ -52,8 +52,10 @@ book: $(STAMP)
 # The lab tests time whole chapters in a kernel of their own: they run after the parallel run, alone
 # (beside another worker's chapter, torch's threads on 2 cores made one cell 3x slower).
 LAB_TESTS := tests/test_lab.py tests/test_browser.py
+# The parallel run gives each of its 2 workers one thread: with two threads each (4 on 2 cores),
+# OpenMP's spinning threads made it 3x slower (6:29 against 2:14; a 3 s test took 37 s).
 test: $(LAB_STAMP) browser
-	$(BIN)/python -m pytest -n 2 $(foreach t,$(LAB_TESTS),--ignore=$(t))
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 $(foreach t,$(LAB_TESTS),--ignore=$(t))
 	NTK_LAB_TESTS=1 $(BIN)/python -m pytest -n 0 $(LAB_TESTS)
 	$(MAKE) book
 	$(MAKE) pages
@@ -64,7 +66,7 @@ pages: $(STAMP)
 
 # the fast subset (under a minute on 2 cores): library tests and doctests without the slow ones
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow and not pages" tests ntklib $(foreach t,$(LAB_TESTS),--ignore=$(t))
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -m "not slow and not pages" tests ntklib $(foreach t,$(LAB_TESTS),--ignore=$(t))
 
 # mutation testing of the core modules ([tool.mutmut] in pyproject.toml) with the fast unit subset,
 # then the report (mutants/report.md: kill rate per module, survivors; tools/mutants-equivalent.txt
