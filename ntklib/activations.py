@@ -1310,7 +1310,7 @@ class Quadrature(Activation):
     >>> round(float(square.dual(1.0, 0.5, 1.0)), 12)
     1.5
     >>> tanh = nk.Quadrature(torch.tanh)
-    >>> print(f"{float(tanh.dual(100.0, 90.0, 100.0)):.10f}")   # issue 10: not 0.71220
+    >>> print(f"{float(tanh.dual(100.0, 90.0, 100.0)):.10f}")  # not 0.71220
     0.7023...
     >>> float(tanh.dual_error(100.0, 90.0, 100.0)) < 1e-10
     True
@@ -1729,7 +1729,8 @@ def leaky_relu(alpha: float = 0.01) -> ABReLU:
     Examples
     --------
     >>> import ntklib as nk
-    >>> nk.leaky_relu(0.1), nk.get_activation("leaky_relu(0.1)") == nk.leaky_relu(0.1)
+    >>> leaky = nk.leaky_relu(0.1)
+    >>> leaky, nk.get_activation("leaky_relu(0.1)") == leaky
     (leaky_relu(0.1), True)
     """
     return ABReLU(1.0, alpha)

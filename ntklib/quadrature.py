@@ -275,7 +275,8 @@ def expectation(f, g, q11, q22, rho, levels=_LEVELS):
     >>> import torch
     >>> from ntklib.quadrature import expectation
     >>> one = torch.ones((), dtype=torch.float64)
-    >>> v, err, size = expectation(torch.tanh, torch.tanh, 100 * one, 100 * one, 0.9 * one)
+    >>> q, rho = 100 * one, 0.9 * one
+    >>> v, err, size = expectation(torch.tanh, torch.tanh, q, q, rho)
     >>> print(f"{float(v):.12f}", float(err) < 1e-10 * float(size))
     0.702381285158 True
     """
@@ -355,7 +356,7 @@ def check_order(order: int) -> int:
     >>> check_order(5000)
     Traceback (most recent call last):
     ...
-    ValueError: order=5000 is past the range of the Gauss-Hermite node generator ...
+    ValueError: order=5000 is past the range of the Gauss-Hermite ...
     """
     if order > MAX_GAUSS_HERMITE_ORDER:
         raise ValueError(
@@ -482,8 +483,9 @@ def hermite_table(f, q, terms: int = _SERIES_TERMS, nodes: int = _SERIES_NODES):
     --------
     >>> import torch
     >>> from ntklib.quadrature import hermite_table
-    >>> a, m2 = hermite_table(lambda z: z * z, torch.ones(1, dtype=torch.float64), 3)
-    >>> a.round(decimals=12).abs().tolist(), m2.tolist()   # z^2 = h_0 + sqrt(2) h_2
+    >>> one = torch.ones(1, dtype=torch.float64)
+    >>> a, m2 = hermite_table(lambda z: z * z, one, 3)
+    >>> a.round(decimals=12).abs().tolist(), m2.tolist()  # h_0 + sqrt(2) h_2
     ([[1.0, 0.0, 1.414213562373, 0.0]], [3.0])
     """
     flat = q.reshape(-1)
@@ -533,7 +535,8 @@ def endpoint_expectation(f, q11, q22, rho):
     >>> import torch
     >>> from ntklib.quadrature import endpoint_expectation
     >>> q = torch.tensor([1.0, 4.0], dtype=torch.float64)
-    >>> v, err, size = endpoint_expectation(torch.sin, q, q, -torch.ones(2, dtype=torch.float64))
+    >>> minus_one = -torch.ones(2, dtype=torch.float64)
+    >>> v, err, size = endpoint_expectation(torch.sin, q, q, minus_one)
     >>> v                                            # -(1 - exp(-2 q)) / 2
     tensor([-0.4323, -0.4998], dtype=torch.float64)
     """
@@ -583,7 +586,7 @@ def series_expectation(f, q11, q22, rho, rtol, terms: int = _SERIES_TERMS):
     >>> q = 100 * torch.ones(2, 1, dtype=torch.float64)
     >>> rho = torch.tensor([[0.5, 0.999], [0.0, -0.3]], dtype=torch.float64)
     >>> v, err, size = series_expectation(torch.tanh, q, q.T, rho, 1e-10)
-    >>> v.isnan()                                    # rho = 0.999 at q = 100: to another rule
+    >>> v.isnan()                     # rho = 0.999 at q = 100: to another rule
     tensor([[False,  True],
             [False, False]])
     """
@@ -782,7 +785,8 @@ def finite_difference(fn, z: torch.Tensor) -> torch.Tensor:
     >>> import numpy as np, torch
     >>> from ntklib.quadrature import finite_difference
     >>> z = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    >>> bool(torch.allclose(finite_difference(np.sin, z), torch.cos(z), atol=1e-12))
+    >>> d = finite_difference(np.sin, z)
+    >>> bool(torch.allclose(d, torch.cos(z), atol=1e-12))
     True
     """
     h = 1e-3
@@ -811,7 +815,8 @@ def derivative(fn, z: torch.Tensor) -> torch.Tensor:
     >>> import numpy as np, torch
     >>> from ntklib.quadrature import derivative
     >>> z = torch.tensor([0.3], dtype=torch.float64)
-    >>> bool(torch.allclose(derivative(lambda t: np.tanh(t), z), 1 - torch.tanh(z) ** 2))
+    >>> d = derivative(lambda t: np.tanh(t), z)
+    >>> bool(torch.allclose(d, 1 - torch.tanh(z) ** 2))
     True
     """
     twin = _torch_counterpart(fn)
