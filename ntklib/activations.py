@@ -1466,12 +1466,12 @@ class Quadrature(Activation):
         return f"Quadrature({', '.join(parts)})"
 
     def _sigma(self, z):
-        return _call(self._fn, z, self._dfn)
+        return _quadrature.call(self._fn, z, self._dfn)
 
     def _dsigma(self, z):
         if self._dfn is not None:
-            return _call(self._dfn, z)
-        return _numeric_derivative(self._fn, z)
+            return _quadrature.call(self._dfn, z)
+        return _quadrature.derivative(self._fn, z)
 
     def _evaluate_duals(self, M, q11, q22, rho, deriv, root):
         if M is not _TorchMath:
@@ -1549,9 +1549,6 @@ def _code_name(fn) -> str:
     return repr(fn)
 
 
-_call = _quadrature.call
-_numeric_derivative = _quadrature.derivative
-_gauss_hermite = _quadrature.gauss_hermite
 QuadratureAccuracyWarning = _quadrature.QuadratureAccuracyWarning
 
 
