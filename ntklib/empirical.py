@@ -129,6 +129,10 @@ def _structured_ntk(model: MLP, x, y, symmetric):
             theta += mod.weight_scale**2 * (ax @ ay.T).to(torch.float64) * dd
         if _trains(mod.bias):
             theta += mod.bias_scale**2 * dd
+    if symmetric:
+        # a @ a.T is symmetric in exact arithmetic only: BLAS may round (i, j) and (j, i)
+        # differently (it did on an AMD EPYC for a 7 x 3 batch), so mirror the upper triangle
+        theta = torch.triu(theta) + torch.triu(theta, 1).T
     return theta
 
 
