@@ -29,8 +29,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["tiled_gram", "tile_slices", "one_thread_here"]
+__all__ = ["tiled_gram", "tile_slices", "one_thread_here", "mirror_upper"]
 
+
+
+def mirror_upper(t: torch.Tensor) -> torch.Tensor:
+    """The square (batch of) matrices ``t`` with the lower triangle replaced by the upper one, transposed.
+
+    A Gram matrix K(X) is symmetric in exact arithmetic only: BLAS and torch's vectorized
+    elementwise functions may round K_ij and K_ji differently. Every K(X) of ntklib is made exactly
+    symmetric here (adding the zeros of the other triangle is exact).
+    """
+    return torch.triu(t) + torch.triu(t, 1).transpose(-1, -2)
 
 @functools.lru_cache(maxsize=1)
 def _thread_limiters() -> tuple:
@@ -150,8 +160,8 @@ def tiled_gram(tile, n: int, m: int | None = None, *, block: int, out: torch.Ten
         rows, cols = rc
         diagonal = symmetric and rows == cols
         t = tile(rows, cols, diagonal)
-        if diagonal:  # mirror the upper triangle: K(X) exactly symmetric
-            t = torch.triu(t) + torch.triu(t, 1).transpose(-1, -2)
+        if diagonal:
+            t = mirror_upper(t)
         out[..., rows, cols] = t
         if symmetric and rows != cols:
             out[..., cols, rows] = t.transpose(-1, -2)

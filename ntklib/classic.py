@@ -30,6 +30,7 @@ import torch
 from ._arrays import (as_points, cosine_argument, cosine_argument_mp, call_repr, check_budget, check_int, check_same_features, check_variance,
                       resolve_dtype, returns_like, scalar_or_array, to_tensor)
 from ._math import MpMath, TorchMath
+from ._tiles import mirror_upper
 
 __all__ = ["Laplace", "Gaussian", "Matern", "ExpPower"]
 
@@ -109,8 +110,8 @@ class _Radial:
         K = self._profile(z, TorchMath)
         if Y is None:
             # z is exactly symmetric, but torch's vectorized pow/exp can round K_ij and K_ji apart
-            # (a SIMD body and a scalar tail): mirror the upper triangle
-            K = torch.triu(K) + torch.triu(K, 1).T
+            # (a SIMD body and a scalar tail)
+            K = mirror_upper(K)
         return returns_like(X, K)
 
     def diag(self, X, *, dtype=None):

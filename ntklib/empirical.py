@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ._arrays import as_points, check_choice, check_int, check_same_features, returns_like, to_tensor
-from ._tiles import tiled_gram
+from ._tiles import mirror_upper, tiled_gram
 from .networks import MLP
 
 __all__ = ["EmpiricalNTK", "empirical_nngp", "empirical_ntk"]
@@ -130,9 +130,8 @@ def _structured_ntk(model: MLP, x, y, symmetric):
         if _trains(mod.bias):
             theta += mod.bias_scale**2 * dd
     if symmetric:
-        # a @ a.T is symmetric in exact arithmetic only: BLAS may round (i, j) and (j, i)
-        # differently (it did on an AMD EPYC for a 7 x 3 batch), so mirror the upper triangle
-        theta = torch.triu(theta) + torch.triu(theta, 1).T
+        # BLAS rounded a @ a.T's (i, j) and (j, i) apart on an AMD EPYC (a 7 x 3 batch)
+        theta = mirror_upper(theta)
     return theta
 
 
